@@ -1,0 +1,3 @@
+from videoformers.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""Reading, unwrapping, converting and inflating checkpoints, with a by-name report.
+
+Pipeline of :func:`load_checkpoint`:
+
+1. read ``.pth/.pt/.pyth/.bin`` with ``torch.load(weights_only=True)`` (no pickled code runs) or
+   ``.safetensors``;
+2. unwrap training wrappers: ``model`` / ``model_state`` / ``state_dict`` / ``module`` entries and
+   the ``module.`` prefix of DDP;
+3. MMAction2: ``backbone.`` -> backbone keys, ``cls_head.fc_cls.`` -> the model's classifier;
+4. the model's own ``convert_state_dict`` (authors' key layout -> ours; a no-op on ours);
+5. 2D -> 3D inflation where a checkpoint kernel lacks the temporal axis (average, as the
+   UniFormer/ViViT authors' code, or central frame);
+6. compare with the model: missing, unexpected and shape-mismatched keys are reported by name with
+   both shapes; ``strict=True`` raises :class:`CheckpointError` carrying the report.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import torch
+import torch.nn as nn
+
+__all__ = [
+    "CheckpointError",
+    "LoadReport",
+    "read_checkpoint",
+    "unwrap_state_dict",
+    "inflate_weight",
+    "load_checkpoint",
+    "save_checkpoint_atomic",
+]
+
+StateDict = dict[str, torch.Tensor]
+_WRAPPER_KEYS = ("state_dict", "model_state", "model", "module", "model_ema", "state_dict_ema")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, or does not fit the model (see ``.report``)."""
+
+    def __init__(self, message: str, report: "LoadReport | None" = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class LoadReport:
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    inflated: list[str] = field(default_factory=list)
+    loaded: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def __str__(self) -> str:
+        lines = [f"loaded {self.loaded} tensors"]
+        if self.inflated:
+            lines.append(f"inflated 2D->3D: {len(self.inflated)} tensors")
+        if self.missing:
+            lines.append(f"missing in checkpoint ({len(self.missing)}): " + ", ".join(self.missing[:20])
+                         + (" ..." if len(self.missing) > 20 else ""))
+        if self.unexpected:
+            lines.append(f"unexpected in checkpoint ({len(self.unexpected)}): " + ", ".join(self.unexpected[:20])
+                         + (" ..." if len(self.unexpected) > 20 else ""))
+        for k, src, dst in self.mismatched:
+            lines.append(f"shape mismatch {k}: checkpoint {tuple(src)} vs model {tuple(dst)}")
+        return "\n".join(lines)
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
+    """Load a checkpoint file without running pickled code. Returns (object, safetensors metadata)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                meta = dict(f.metadata() or {})
+                return {k: f.get_tensor(k) for k in f.keys()}, meta
+        except Exception as e:  # safetensors raises its own error types
+            raise CheckpointError(f"cannot read safetensors file {path}: {e}") from e
+    if path.suffix == ".npz":
+        import numpy as np
+
+        try:
+            with np.load(path) as z:
+                return {k: torch.from_numpy(z[k]) for k in z.files}, {}
+        except Exception as e:
+            raise CheckpointError(f"cannot read npz file {path}: {e}") from e
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True), {}
+    except Exception as e:
+        raise CheckpointError(
+            f"cannot read checkpoint {path} with torch.load(weights_only=True): {e}. "
+            "Files holding pickled code objects are refused on purpose; re-save the state dict only."
+        ) from e
+
+
+def unwrap_state_dict(obj: Any) -> StateDict:
+    """Find the flat ``{name: tensor}`` mapping inside training wrappers and strip ``module.``."""
+    depth = 0
+    while isinstance(obj, Mapping) and depth < 4:
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            break
+        inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
+        if inner is None:
+            break
+        obj, depth = inner, depth + 1
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"checkpoint holds a {type(obj).__name__}, not a state dict")
+    sd = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not sd:
+        raise CheckpointError(f"no tensors found in checkpoint; top-level keys: {list(obj)[:10]}")
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def _mmaction_to_flat(sd: StateDict, head_prefix: str) -> StateDict:
+    if not any(k.startswith(("backbone.", "cls_head.")) for k in sd):
+        return sd
+    out: StateDict = {}
+    for k, v in sd.items():
+        if k.startswith("backbone."):
+            out[k[len("backbone."):]] = v
+        elif k.startswith("cls_head.fc_cls."):
+            out[head_prefix + k[len("cls_head.fc_cls."):]] = v
+        else:
+            out[k] = v
+    return out
+
+
+def inflate_weight(w2d: torch.Tensor, time_size: int, mode: Literal["average", "center"] = "average") -> torch.Tensor:
+    """Inflate a 2D kernel ``(O, I, kh, kw)`` to 3D ``(O, I, t, kh, kw)``.
+
+    ``average`` repeats it over time divided by ``t`` (I3D / the UniFormer authors' code), so a
+    static video gives the image response; ``center`` puts it on the central frame and zeros
+    elsewhere (ViViT Sec. 3.4 "central frame initialisation", MMAction2's default).
+    """
+    if mode == "average":
+        return w2d.unsqueeze(2).repeat_interleave(time_size, dim=2) / time_size
+    if mode == "center":
+        out = w2d.new_zeros(w2d.shape[:2] + (time_size,) + w2d.shape[2:])
+        out[:, :, time_size // 2] = w2d
+        return out
+    raise ValueError(f"unknown inflation mode {mode!r}; use 'average' or 'center'")
+
+
+def load_checkpoint(
+    model: nn.Module,
+    source: str | os.PathLike | Mapping[str, torch.Tensor],
+    strict: bool = True,
+    inflate: Literal["average", "center"] = "average",
+    drop_head_on_mismatch: bool = False,
+) -> LoadReport:
+    """Load ``source`` (a path or a state dict in any supported layout) into ``model``.
+
+    ``drop_head_on_mismatch`` leaves the classifier at its initialisation when the checkpoint
+    has another number of classes (fine-tuning on a new dataset); otherwise that is a mismatch.
+    Returns a :class:`LoadReport`; with ``strict=True`` any missing/unexpected/mismatched key
+    raises :class:`CheckpointError` whose message lists them by name with both shapes.
+    """
+    meta: dict[str, str] = {}
+    if isinstance(source, (str, os.PathLike)):
+        obj, meta = read_checkpoint(source)
+    else:
+        obj = source
+    sd = unwrap_state_dict(obj)
+    head_prefix = getattr(model, "head_prefix", "head.")
+    sd = _mmaction_to_flat(sd, head_prefix)
+    convert = getattr(model, "convert_state_dict", None)
+    if callable(convert):
+        sd = convert(sd)
+
+    target = model.state_dict()
+    report = LoadReport(metadata=meta)
+    to_load: StateDict = {}
+    for k, v in sd.items():
+        if k not in target:
+            report.unexpected.append(k)
+            continue
+        dst = target[k]
+        if v.shape != dst.shape and v.ndim + 1 == dst.ndim == 5 and v.shape[:2] == dst.shape[:2] and v.shape[2:] == dst.shape[3:]:
+            v = inflate_weight(v, dst.shape[2], inflate)
+            report.inflated.append(k)
+        if v.shape != dst.shape:
+            if drop_head_on_mismatch and k.startswith(head_prefix):
+                continue
+            report.mismatched.append((k, tuple(v.shape), tuple(dst.shape)))
+            continue
+        to_load[k] = v.to(dst.dtype)
+    skipped_head = drop_head_on_mismatch and any(k.startswith(head_prefix) for k in target if k not in to_load)
+    report.missing = [k for k in target if k not in to_load and k not in {m[0] for m in report.mismatched}
+                      and not (skipped_head and k.startswith(head_prefix))]
+    report.missing = [k for k in report.missing if not k.endswith("num_batches_tracked")]
+    report.loaded = len(to_load)
+    if strict and not report.ok:
+        name = getattr(model, "model_name", type(model).__name__)
+        raise CheckpointError(f"checkpoint does not fit {name}:\n{report}", report)
+    model.load_state_dict(to_load, strict=False)
+    return report
+
+
+def save_checkpoint_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same directory, then rename: a kill at any
+    moment leaves either the old or the new file, never a truncated one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            tensors, metadata = obj if isinstance(obj, tuple) else (obj, None)
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        else:
+            torch.save(obj, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

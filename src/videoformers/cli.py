@@ -1,0 +1,58 @@
+"""``videoformers`` command line.
+
+Each sub-command lives in its own module exposing ``register(subparsers)``; the module sets
+``func`` on its parser. Modules are imported lazily by name so that a missing optional
+dependency of one command does not break the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (module path, commands it registers) -- add a line here to add a command module.
+COMMAND_MODULES: list[str] = [
+    "videoformers.tools.models_cmd",
+    "videoformers.data.prepare",
+    "videoformers.engine.cli",
+    "videoformers.tools.predict",
+    "videoformers.tools.convert",
+    "videoformers.tools.export",
+    "videoformers.tools.bench",
+    "videoformers.tools.cam",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="videoformers",
+        description="Efficient video transformers: UniFormer, UniFormerV2, ViViT, DualFormer.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod_name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name and (e.name == mod_name or mod_name.startswith(e.name + ".")):
+                continue  # command module not present in this build
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""Layers shared by every model family: attention (through SDPA), DropPath, MLP, norms, checks.
+
+Keeping them in one place means one fast attention path, one stochastic-depth implementation and
+one set of input checks for all papers.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "Attention",
+    "DropPath",
+    "Mlp",
+    "QuickGELU",
+    "LayerScale",
+    "LayerNorm",
+    "drop_path",
+    "to_ntuple",
+    "check_input",
+    "trunc_normal_init",
+    "channels_last_linear",
+    "stochastic_depth_rates",
+]
+
+
+def to_ntuple(x: int | Sequence[int], n: int) -> tuple[int, ...]:
+    if isinstance(x, (int, float)):
+        return (int(x),) * n
+    t = tuple(int(v) for v in x)
+    if len(t) != n:
+        raise ValueError(f"expected {n} values, got {t}")
+    return t
+
+
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth (Huang et al. 2016): drop the residual branch per sample."""
+    if p == 0.0 or not training:
+        return x
+    keep = 1.0 - p
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    mask = x.new_empty(shape).bernoulli_(keep)
+    return x * mask.div_(keep)
+
+
+class DropPath(nn.Module):
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class QuickGELU(nn.Module):
+    """``x * sigmoid(1.702 x)``: the GELU approximation OpenAI CLIP was trained with."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm that normalises in fp32 and casts back (CLIP's ``LayerNorm`` subclass)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:
+            return super().forward(x)
+        return F.layer_norm(
+            x.float(), self.normalized_shape, self.weight.float() if self.weight is not None else None,
+            self.bias.float() if self.bias is not None else None, self.eps,
+        ).to(x.dtype)
+
+
+class LayerScale(nn.Module):
+    """Per-channel learnable residual scale (CaiT), applied on the last dimension."""
+
+    def __init__(self, dim: int, init_value: float = 1e-5) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init_value)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class Mlp(nn.Module):
+    """Two-layer feed-forward network (the FFN of every transformer block)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int | None = None,
+        out_features: int | None = None,
+        act_layer: Callable[[], nn.Module] = nn.GELU,
+        drop: float = 0.0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        hidden_features = hidden_features or in_features
+        out_features = out_features or in_features
+        self.fc1 = nn.Linear(in_features, hidden_features, bias=bias)
+        self.act = act_layer()
+        self.fc2 = nn.Linear(hidden_features, out_features, bias=bias)
+        self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over ``(B, N, C)`` tokens, computed by
+    :func:`torch.nn.functional.scaled_dot_product_attention` (flash / memory-efficient kernels on
+    GPU, the fused kernel on CPU).
+
+    ``qkv`` is one packed ``Linear(C, 3 * heads * head_dim)`` in q, k, v order, as in timm and the
+    UniFormer code; ``proj`` maps back to ``C``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        head_dim: int | None = None,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        qk_scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        if head_dim is None:
+            if dim % num_heads:
+                raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+            head_dim = dim // num_heads
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.scale = qk_scale or head_dim**-0.5
+        inner = num_heads * head_dim
+        self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
+        self.attn_drop = float(attn_drop)
+        self.proj = nn.Linear(inner, dim)
+        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, N, _ = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale
+        )
+        x = x.transpose(1, 2).reshape(B, N, self.num_heads * self.head_dim)
+        return self.proj_drop(self.proj(x))
+
+
+def channels_last_linear(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """Apply a token-wise layer (Linear, LayerNorm, Mlp) to the channel axis of ``(B, C, *S)``.
+
+    A 1x1(x1) convolution is a matmul over channels; done as ``Linear`` on a channels-last view
+    it avoids PyTorch's slow CPU path for point-wise ``Conv3d``. When ``x`` is already in
+    channels-last memory format both ``movedim`` calls are free views.
+    """
+    return layer(x.movedim(1, -1)).movedim(-1, 1)
+
+
+def check_input(
+    x: torch.Tensor,
+    *,
+    ndim: int,
+    channels: int,
+    multiple_of: Sequence[int] | None = None,
+    min_size: Sequence[int] | None = None,
+    layout: str,
+    model: str,
+) -> None:
+    """Raise ``ValueError`` naming the expected shape when ``x`` cannot be fed to the model.
+
+    ``multiple_of``/``min_size`` apply to the trailing ``len(...)`` dimensions (e.g. ``(H, W)``).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{model}: expected a tensor of shape {layout}, got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(
+            f"{model}: expected a {ndim}-D input of shape {layout}, got a {x.ndim}-D tensor of shape {tuple(x.shape)}"
+        )
+    if x.shape[1] != channels:
+        raise ValueError(
+            f"{model}: expected {channels} channels in dim 1 of {layout}, got shape {tuple(x.shape)}"
+            + (" (is the input channels-last, e.g. (B, T, H, W, C)? permute it)" if x.shape[-1] == channels else "")
+        )
+    if not x.is_floating_point():
+        raise ValueError(f"{model}: expected a float tensor (normalised pixels), got {x.dtype}")
+    dims = x.shape[ndim - len(multiple_of or min_size or ()):]
+    if multiple_of is not None:
+        bad = [(d, m) for d, m in zip(dims, multiple_of) if m > 1 and d % m]
+        if bad:
+            raise ValueError(
+                f"{model}: trailing sizes {tuple(dims)} of input {tuple(x.shape)} must be multiples of "
+                f"{tuple(multiple_of)} (layout {layout})"
+            )
+    if min_size is not None:
+        if any(d < m for d, m in zip(dims, min_size)):
+            raise ValueError(
+                f"{model}: trailing sizes {tuple(dims)} of input {tuple(x.shape)} must be at least {tuple(min_size)}"
+            )
+
+
+def trunc_normal_init(module: nn.Module, std: float = 0.02) -> None:
+    """timm's ViT init for Linear (truncated normal, zero bias) and LayerNorm (ones/zeros)."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        if module.weight is not None:
+            nn.init.ones_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def stochastic_depth_rates(drop_path_rate: float, depths: Sequence[int]) -> list[list[float]]:
+    """Linearly increasing drop-path rates over all blocks, split per stage."""
+    total = sum(depths)
+    rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+    out, start = [], 0
+    for d in depths:
+        out.append(rates[start : start + d])
+        start += d
+    return out

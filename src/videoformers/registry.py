@@ -1,0 +1,181 @@
+"""Model registry (timm-style) and model cards.
+
+Every builder is registered with a :class:`ModelCard` that records where the model comes from
+(paper and table), what input it expects (frames, size, normalisation) and the numbers the paper
+prints (params and GFLOPs, one multiply-add = one FLOP, per view). ``videoformers models``
+compares those numbers with what :func:`videoformers.count_params` / :func:`count_flops` measure.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+import torch.nn as nn
+
+__all__ = [
+    "ModelCard",
+    "register_model",
+    "list_models",
+    "create_model",
+    "get_model_card",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "CLIP_MEAN",
+    "CLIP_STD",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# PySlowFast's defaults, used by the UniFormer video code (on [0, 1] pixels).
+KINETICS_MEAN = (0.45, 0.45, 0.45)
+KINETICS_STD = (0.225, 0.225, 0.225)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a user needs to know to feed a registered model and to check it against its paper.
+
+    ``input_size`` is ``(C, T, H, W)`` for video models and ``(C, H, W)`` for image models.
+    ``paper_gflops`` is per view (papers print ``GFLOPs x views``; we divide the views out).
+    """
+
+    name: str
+    family: str
+    paper: str
+    table: str
+    input_size: tuple[int, ...]
+    num_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    paper_params_m: float | None = None
+    paper_gflops: float | None = None
+    notes: str = ""
+    # Extra (input_size, paper GFLOPs) pairs the paper also reports for this architecture.
+    extra_flops: tuple[tuple[tuple[int, ...], float], ...] = ()
+    # Whether paper_params_m excludes the classifier (DualFormer reports backbone-only params).
+    params_exclude_head: bool = False
+
+    @property
+    def is_video(self) -> bool:
+        return len(self.input_size) == 4
+
+    @property
+    def num_frames(self) -> int | None:
+        return self.input_size[1] if self.is_video else None
+
+    @property
+    def img_size(self) -> int:
+        return self.input_size[-1]
+
+    def with_overrides(self, **overrides) -> "ModelCard":
+        """The card as seen after ``create_model(name, **overrides)`` changed the input or classes."""
+        size = list(self.input_size)
+        if "num_frames" in overrides and self.is_video:
+            size[1] = int(overrides["num_frames"])
+        if "img_size" in overrides:
+            s = overrides["img_size"]
+            h, w = (s, s) if isinstance(s, int) else tuple(s)
+            size[-2], size[-1] = int(h), int(w)
+        changes: dict = {"input_size": tuple(size)}
+        if "num_classes" in overrides:
+            changes["num_classes"] = int(overrides["num_classes"])
+        return replace(self, **changes)
+
+
+@dataclass
+class _Entry:
+    builder: Callable[..., nn.Module]
+    card: ModelCard
+    accepts: frozenset[str] = field(default_factory=frozenset)
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(card: ModelCard) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering ``fn`` under ``card.name``. The builder takes keyword overrides only."""
+
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if card.name in _REGISTRY:
+            raise ValueError(f"model {card.name!r} is registered twice")
+        params = inspect.signature(fn).parameters
+        accepts = frozenset(p for p in params if params[p].kind is inspect.Parameter.KEYWORD_ONLY)
+        _REGISTRY[card.name] = _Entry(fn, card, accepts)
+        fn.model_card = card  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
+def _ensure_models_imported() -> None:
+    # Importing the models package registers every family.
+    import videoformers.models  # noqa: F401
+
+
+def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
+    """Registered model names, sorted; ``pattern`` is a shell-style wildcard (``"uniformer_*"``)."""
+    _ensure_models_imported()
+    names = sorted(_REGISTRY)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+    if family:
+        names = [n for n in names if _REGISTRY[n].card.family == family]
+    return names
+
+
+def _entry(name: str) -> _Entry:
+    _ensure_models_imported()
+    if name not in _REGISTRY:
+        close = [n for n in sorted(_REGISTRY) if name.split("_")[0] in n][:10]
+        hint = f" Similar: {', '.join(close)}." if close else ""
+        raise ValueError(f"unknown model {name!r}.{hint} See videoformers.list_models().")
+    return _REGISTRY[name]
+
+
+def get_model_card(name: str) -> ModelCard:
+    return _entry(name).card
+
+
+def create_model(
+    name: str,
+    pretrained: str | None = None,
+    *,
+    strict: bool = True,
+    **overrides,
+) -> nn.Module:
+    """Build a registered model; ``overrides`` use the papers' hyper-parameter names.
+
+    ``pretrained`` is a checkpoint path in any supported layout (ours, the authors', MMAction2,
+    safetensors written by ``videoformers convert``); it is loaded with
+    :func:`videoformers.load_checkpoint`. The built model carries its card as ``model.model_card``.
+    """
+    entry = _entry(name)
+    unknown = sorted(set(overrides) - entry.accepts)
+    if unknown:
+        raise TypeError(
+            f"{name}: unknown override(s) {unknown}; valid ones are {sorted(entry.accepts)}"
+        )
+    model = entry.builder(**overrides)
+    model.model_card = entry.card.with_overrides(**overrides)
+    model.model_name = name
+    if pretrained is not None:
+        from videoformers.checkpoints import load_checkpoint
+
+        load_checkpoint(model, pretrained, strict=strict)
+    return model
+
+
+def merge_config(defaults: dict, overrides: dict, sequence_keys: Sequence[str] = ()) -> dict:
+    """``defaults`` updated with ``overrides``; keys in ``sequence_keys`` are normalised to tuples."""
+    cfg = {**defaults, **{k: v for k, v in overrides.items()}}
+    for k in sequence_keys:
+        if k in cfg and isinstance(cfg[k], list):
+            cfg[k] = tuple(cfg[k])
+    return cfg

@@ -1,0 +1,1 @@
+"""Command-line tools: model table, predict, convert, export, bench, CAM."""
