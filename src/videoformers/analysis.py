@@ -64,18 +64,17 @@ def _sdpa_cpu_flops(q, k, v, *a, out_shape=None, **kw) -> int:
 
 
 def _custom_mapping(include_norms: bool) -> dict:
-    from torch.utils.flop_counter import shape_wrapper
-
+    # FlopCounterMode wraps these so they receive shapes, not tensors.
     mapping: dict = {}
     cpu_sdpa = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     if cpu_sdpa is not None:
-        mapping[cpu_sdpa] = shape_wrapper(_sdpa_cpu_flops)
+        mapping[cpu_sdpa] = _sdpa_cpu_flops
     if include_norms:
-        mapping[aten.native_layer_norm] = shape_wrapper(_layer_norm_flops)
+        mapping[aten.native_layer_norm] = _layer_norm_flops
         for op_name in ("_native_batch_norm_legit_no_training",):
             op = getattr(aten, op_name, None)
             if op is not None:
-                mapping[op] = shape_wrapper(_bn_eval_flops)
+                mapping[op] = _bn_eval_flops
     return mapping
 
 
