@@ -9,10 +9,12 @@ compares those numbers with what :func:`videoformers.count_params` / :func:`coun
 from __future__ import annotations
 
 import fnmatch
+import os
 import inspect
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
+import torch
 import torch.nn as nn
 
 __all__ = [
@@ -85,7 +87,15 @@ class ModelCard:
             size[-2], size[-1] = int(h), int(w)
         changes: dict = {"input_size": tuple(size)}
         if "num_classes" in overrides:
-            changes["num_classes"] = int(overrides["num_classes"])
+            nc = overrides["num_classes"]
+            # Multi-head models (e.g. ViViT's Epic-Kitchens verb/noun heads) take a tuple or a
+            # {name: classes} mapping; the card records it as a tuple (of ints or (name, int) pairs).
+            if isinstance(nc, dict):
+                changes["num_classes"] = tuple((str(k), int(v)) for k, v in nc.items())
+            elif isinstance(nc, (list, tuple)):
+                changes["num_classes"] = tuple(int(v) for v in nc)
+            else:
+                changes["num_classes"] = int(nc)
         return replace(self, **changes)
 
 
@@ -145,7 +155,7 @@ def get_model_card(name: str) -> ModelCard:
 
 def create_model(
     name: str,
-    pretrained: str | None = None,
+    pretrained: "str | os.PathLike | dict | None" = None,
     *,
     strict: bool = True,
     **overrides,
@@ -162,7 +172,12 @@ def create_model(
         raise TypeError(
             f"{name}: unknown override(s) {unknown}; valid ones are {sorted(entry.accepts)}"
         )
-    model = entry.builder(**overrides)
+    if pretrained is not None and strict:
+        # Every tensor comes from the checkpoint: skip random init by building on the meta device.
+        with torch.device("meta"):
+            model = entry.builder(**overrides)
+    else:
+        model = entry.builder(**overrides)
     model.model_card = entry.card.with_overrides(**overrides)
     model.model_name = name
     if pretrained is not None:

@@ -206,7 +206,11 @@ def load_checkpoint(
     if strict and not report.ok:
         name = getattr(model, "model_name", type(model).__name__)
         raise CheckpointError(f"checkpoint does not fit {name}:\n{report}", report)
-    model.load_state_dict(to_load, strict=False)
+    # A model built on the meta device (no memory, no init cost) takes the tensors as they are.
+    on_meta = any(t.is_meta for t in target.values())
+    if on_meta and (report.missing or report.mismatched):
+        raise CheckpointError(f"model is on the meta device but the checkpoint does not cover it:\n{report}", report)
+    model.load_state_dict(to_load, strict=False, assign=on_meta)
     return report
 
 

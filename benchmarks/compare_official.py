@@ -1,0 +1,163 @@
+"""Time our models against the authors' implementations, side by side, in one process.
+
+For a model name (ours), this builds our model and the authors' (imported at runtime from a local
+clone whose path you pass; nothing of theirs is in this repository), copies the authors' weights
+into ours through ``videoformers.load_checkpoint`` (strict), checks that the outputs agree, then
+times both with alternating runs and prints medians and the ratio (authors' time / ours: > 1 means
+we are faster). ``--train`` also times a training step (forward + backward + AdamW step).
+
+Examples::
+
+    git clone https://github.com/Sense-X/UniFormer /tmp/ref_uniformer
+    OMP_NUM_THREADS=1 python benchmarks/compare_official.py uniformer_small --repo /tmp/ref_uniformer \
+        --frames 8 --size 224 --threads 1
+    python benchmarks/compare_official.py uniformerv2_b16 --repo /tmp/UniFormerV2 --frames 8
+    python benchmarks/compare_official.py dualformer_tiny --repo /tmp/dualformer --frames 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import videoformers as vf  # noqa: E402
+
+FAMILY_LOADER = {  # our model-name prefix -> module under benchmarks/official
+    "uniformerv2": "uniformerv2",
+    "uniformer": "uniformer_v1",
+    "dualformer": "dualformer",
+}
+
+
+def official_builder(name: str) -> Callable:
+    for prefix, mod in FAMILY_LOADER.items():
+        if name.startswith(prefix):
+            module = __import__(f"benchmarks.official.{mod}", fromlist=["build_official"])
+            return module.build_official
+    raise SystemExit(f"no official loader for {name!r}; known prefixes: {list(FAMILY_LOADER)}")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _step_fn(model: torch.nn.Module, x: torch.Tensor, train: bool, dtype: torch.dtype | None):
+    device = x.device
+    if not train:
+        def run():
+            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                out = model(x)
+            _sync(device)
+            return out
+        return run
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+
+    def run():
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            out = model(x)
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            loss = out.float().logsumexp(-1).mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        _sync(device)
+    return run
+
+
+def _peak_memory(fn: Callable, device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def compare(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    overrides = {"num_classes": args.num_classes}
+    card = vf.get_model_card(args.model)
+    video = card.is_video
+    if video:
+        overrides["num_frames"] = args.frames
+    size = args.size or card.img_size
+    overrides["img_size"] = size
+    theirs = official_builder(args.model)(args.repo, args.model, **overrides).to(device)
+    ours = vf.create_model(args.model, **{k: v for k, v in overrides.items()}).to(device)
+    report = vf.load_checkpoint(ours, {k: v for k, v in theirs.state_dict().items()}, strict=True)
+    shape = (args.batch, 3, args.frames, size, size) if video else (args.batch, 3, size, size)
+    x = torch.randn(shape, device=device)
+    theirs.eval(), ours.eval()
+    with torch.inference_mode():
+        diff = (theirs(x).float() - ours(x).float()).abs().max().item()
+    results: dict = {"model": args.model, "input": list(shape), "threads": args.threads, "device": str(device),
+                     "dtype": args.dtype, "max_abs_diff_fp32_eval": diff, "tensors_loaded": report.loaded}
+    modes = ["inference"] + (["train_step"] if args.train else [])
+    for mode in modes:
+        train = mode == "train_step"
+        theirs.train(train), ours.train(train)
+        fns = {"ours": _step_fn(ours, x, train, dtype), "authors": _step_fn(theirs, x, train, dtype)}
+        for fn in fns.values():  # warm-up
+            for _ in range(args.warmup):
+                fn()
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        for _ in range(args.iters):  # alternate so drifting machine load hits both equally
+            for k, fn in fns.items():
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        results[mode] = {
+            "ours_s": med["ours"], "authors_s": med["authors"], "speedup": med["authors"] / med["ours"],
+            "ours_clips_per_s": args.batch / med["ours"], "authors_clips_per_s": args.batch / med["authors"],
+            "ours_peak_mib": _peak_memory(fns["ours"], device), "authors_peak_mib": _peak_memory(fns["authors"], device),
+            "all_s": times,
+        }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="our registry name, e.g. uniformer_small")
+    p.add_argument("--repo", required=True, help="path to a local clone of the authors' repository")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--size", type=int, default=None, help="input height/width (default: the model card's)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--num-classes", type=int, default=400)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--train", action="store_true", help="also time a training step")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    res = compare(args)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"{res['model']} input {res['input']} on {res['device']} ({res['dtype']}, {res['threads']} thread(s)); "
+          f"max |ours - authors| = {res['max_abs_diff_fp32_eval']:.2e}")
+    for mode in ("inference", "train_step"):
+        if mode in res:
+            r = res[mode]
+            mem = "" if r["ours_peak_mib"] is None else f"  peak MiB ours {r['ours_peak_mib']:.0f} / authors {r['authors_peak_mib']:.0f}"
+            print(f"  {mode:<11} ours {r['ours_s'] * 1e3:8.1f} ms  authors {r['authors_s'] * 1e3:8.1f} ms  "
+                  f"speed-up x{r['speedup']:.2f}{mem}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

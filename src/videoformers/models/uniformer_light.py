@@ -1,0 +1,273 @@
+"""Light-weight UniFormer: the hourglass H-UniFormer block, UniFormer-XXS / -XS (seed 001, Sec. 5).
+
+The **H-UniFormer block** (001 Sec. 5.1) shrinks the tokens that go through global MHRA and FFN
+and recovers them afterwards, so that stages 3-4 cost roughly half:
+
+1. a learnable **score token** ``s`` joins the tokens; its attention to token ``j``, averaged over
+   heads, is the importance ``A_j`` (Eq. 9). From the second block of stage 3 on the importance is a
+   running mean with the previous block's, ``A = (1 - m) A_pre + m A`` with ``m = 0.5``
+   (``A = (A + A_pre) / 2``);
+2. **token shrinking**: the top ``ratio * N`` tokens (0.5 by default) are kept, the rest are fused
+   into one *representative token* weighted by their scores;
+3. global MHRA and FFN run on ``[s; kept; representative]``;
+4. **token recovering**: the kept tokens return to their positions and every dropped token receives
+   the representative token's update, so the spatiotemporal layout is intact for the next DPE.
+
+The score token passes through all blocks of stages 3-4 (a linear layer widens it between
+stages) and has its own classifier. In training the model returns ``(logits, score_logits)``
+and both are supervised (the engine sums the two cross-entropies, as the authors' training
+does); in eval it returns ``logits``.
+
+Everything is batched (``argsort`` + ``gather``/``scatter``); the score token's attention row is
+computed from the same q/k as the fused SDPA call, so no attention matrix is materialised.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+
+from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, register_model
+from .layers import stochastic_depth_rates, trunc_normal_init
+from .uniformer import GlobalUniFormerBlock, UniFormer, channels_first
+
+__all__ = ["HUniFormerBlock", "HUniFormer"]
+
+
+def _gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+class HUniFormerBlock(GlobalUniFormerBlock):
+    """Hourglass UniFormer block (001 Sec. 5.1): global MHRA + FFN on shrunk tokens, then recovery.
+
+    ``shrink_ratio=1`` keeps every token: the block is then a plain global UniFormer block on
+    ``[s; X]`` that also (re)computes the scores. ``fast_update_scale`` selects how layer scale
+    applies to the update broadcast to dropped tokens: ``"gamma_3"`` (a separate gamma, the
+    authors' image code) or ``"branch"`` (the two branch gammas, the authors' video code).
+    """
+
+    def __init__(self, dim: int, dims: int, num_heads: int, mlp_ratio: float = 3.0, qkv_bias: bool = True,
+                 drop_path: float = 0.0, layer_scale_init_value: float | None = None, drop: float = 0.0,
+                 attn_drop: float = 0.0, shrink_ratio: float = 0.5, score_momentum: float = 0.5,
+                 pool_scores: bool = False, fast_update_scale: str = "gamma_3") -> None:
+        super().__init__(dim, dims, num_heads, mlp_ratio, qkv_bias, drop_path, layer_scale_init_value, drop, attn_drop)
+        if not 0.0 < shrink_ratio <= 1.0:
+            raise ValueError(f"shrink_ratio must be in (0, 1], got {shrink_ratio}")
+        self.shrink_ratio = float(shrink_ratio)
+        self.score_momentum = float(score_momentum)
+        self.pool_scores = pool_scores
+        self.dims = dims
+        self.fast_update_scale = fast_update_scale
+        if layer_scale_init_value is not None and shrink_ratio < 1.0 and fast_update_scale == "gamma_3":
+            self.gamma_3 = nn.Parameter(torch.full((dim,), float(layer_scale_init_value)))
+        else:
+            self.gamma_3 = None
+
+    def _attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MHRA output and the score token's (index 0) attention row, averaged over heads (Eq. 9)."""
+        a = self.attn
+        B, N, _ = x.shape
+        q, k, v = a.qkv(x).view(B, N, 3, a.num_heads, a.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=a.attn_drop if self.training else 0.0, scale=a.scale)
+        out = a.proj_drop(a.proj(out.transpose(1, 2).reshape(B, N, a.num_heads * a.head_dim)))
+        # One query row in fp32 (the authors compute attention with autocast disabled).
+        row = (q[:, :, :1].float() @ k.float().transpose(-2, -1)) * a.scale
+        return out, row.softmax(-1).mean(1).squeeze(1)
+
+    def _branches(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Both residual branches on ``seq``; returns (new seq, score row, update of the last token)."""
+        y, row = self._attention(self.norm1(seq))
+        fast = self._scale(y[:, -1:], self.gamma_1) if self.fast_update_scale == "branch" else y[:, -1:]
+        seq = seq + self.drop_path(self._scale(y, self.gamma_1))
+        z = self.mlp(self.norm2(seq))
+        fast = fast + (self._scale(z[:, -1:], self.gamma_2) if self.fast_update_scale == "branch" else z[:, -1:])
+        seq = seq + self.drop_path(self._scale(z, self.gamma_2))
+        return seq, row, fast
+
+    def forward(self, x: torch.Tensor, score_token: torch.Tensor, scores: torch.Tensor | None):  # type: ignore[override]
+        """``x``: channels-last grid ``(B, *S, C)``; ``score_token`` ``(B, 1, C)``; ``scores`` ``(B, N)``
+        or None (first block). Returns the updated grid, score token and scores."""
+        x = self.pos_embed(x)
+        B, *S, C = x.shape
+        tokens = x.reshape(B, -1, C)
+        N = tokens.shape[1]
+        m = self.score_momentum
+        if self.shrink_ratio >= 1.0 or scores is None:
+            seq, row, _ = self._branches(torch.cat([score_token, tokens], 1))
+            new = row[:, 1:]
+            scores = new if scores is None else (1 - m) * scores + m * new
+            score_token, tokens = seq[:, :1], seq[:, 1:]
+        else:
+            n_keep = int(N * self.shrink_ratio)
+            order = scores.argsort(dim=1, descending=True)
+            keep, drop = order[:, :n_keep], order[:, n_keep:]
+            dropped = _gather_tokens(tokens, drop)
+            w = scores.gather(1, drop)
+            representative = (w / w.sum(1, keepdim=True)).unsqueeze(-1).mul(dropped).sum(1, keepdim=True)
+            seq, row, fast = self._branches(torch.cat([score_token, _gather_tokens(tokens, keep), representative], 1))
+            if self.gamma_3 is not None:
+                fast = fast * self.gamma_3
+            # Recovery: dropped tokens get the representative token's update, kept ones return home.
+            tokens = (tokens + fast).scatter(1, keep.unsqueeze(-1).expand(-1, -1, C), seq[:, 1:-1])
+            kept_scores = (1 - m) * scores.gather(1, keep) + m * row[:, 1:-1]
+            scores = scores.scatter(1, keep, kept_scores)
+            score_token = seq[:, :1]
+        x = tokens.view(B, *S, C)
+        if self.pool_scores:
+            # Stage 3 -> 4: average-pool the score map like the 2x2 patch merging, keeping its sum.
+            total = scores.sum(1, keepdim=True)
+            grid = scores.view(B, 1, *S)
+            pooled = F.avg_pool3d(grid, (1, 2, 2)) if self.dims == 3 else F.avg_pool2d(grid, 2)
+            scores = pooled.flatten(1)
+            scores = scores * (total / scores.sum(1, keepdim=True))
+        return x, score_token, scores
+
+
+class HUniFormer(UniFormer):
+    """Light-weight UniFormer (001 Sec. 5.2, Tables 11-12): UniFormer stages 1-2 with a conv stem,
+    H-UniFormer blocks in stages 3-4, a score token with its own head."""
+
+    def __init__(self, dims: int = 3, num_classes: int = 400, depth: Sequence[int] = (2, 5, 8, 2),
+                 embed_dim: Sequence[int] = (56, 112, 224, 448), head_dim: int = 28,
+                 mlp_ratio: float | Sequence[float] = 3.0, qkv_bias: bool = True, drop_rate: float = 0.0,
+                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, shrink_ratio: float = 0.5,
+                 score_momentum: float = 0.5, layer_scale_init_value: float | None = None,
+                 fast_update_scale: str = "gamma_3", in_chans: int = 3, num_frames: int = 16,
+                 img_size: int | Sequence[int] = 224) -> None:
+        super().__init__(dims=dims, num_classes=num_classes, in_chans=in_chans, depth=depth, embed_dim=embed_dim,
+                         head_dim=head_dim, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_rate=drop_rate,
+                         attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate, conv_stem=True,
+                         layer_scale_init_value=layer_scale_init_value, num_frames=num_frames, img_size=img_size)
+        ratios = (float(mlp_ratio),) * 4 if isinstance(mlp_ratio, (int, float)) else tuple(mlp_ratio)
+        dpr = stochastic_depth_rates(drop_path_rate, depth)
+        for s in (2, 3):  # replace the plain global blocks of stages 3-4
+            blocks = []
+            for i in range(depth[s]):
+                first = s == 2 and i == 0
+                blocks.append(HUniFormerBlock(
+                    embed_dim[s], dims, embed_dim[s] // head_dim, float(ratios[s]), qkv_bias, dpr[s][i],
+                    layer_scale_init_value, drop_rate, attn_drop_rate,
+                    shrink_ratio=1.0 if first else shrink_ratio, score_momentum=score_momentum,
+                    pool_scores=(s == 2 and i == depth[2] - 1), fast_update_scale=fast_update_scale,
+                ))
+            setattr(self, f"blocks{s + 1}", nn.ModuleList(blocks))
+        # The score token s (Sec. 5.1): learnable, widened between stages 3 and 4, own classifier.
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim[2]))
+        self.cls_upsample = nn.Linear(embed_dim[2], embed_dim[3])
+        self.norm_cls = nn.LayerNorm(embed_dim[3])
+        self.head_cls = nn.Linear(embed_dim[3], num_classes) if num_classes > 0 else nn.Identity()
+        for mod in (self.blocks3, self.blocks4, self.cls_upsample, self.norm_cls, self.head_cls):
+            mod.apply(trunc_normal_init)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"cls_token"}
+
+    def reset_classifier(self, num_classes: int) -> None:
+        super().reset_classifier(num_classes)
+        self.head_cls = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def _run_hourglass(self, s: int, x: torch.Tensor, token: torch.Tensor, scores):
+        n_ckpt = self.grad_checkpointing[s] if self.training else 0
+        for i, blk in enumerate(getattr(self, f"blocks{s + 1}")):
+            if i < n_ckpt and torch.is_grad_enabled():
+                x, token, scores = cp.checkpoint(blk, x, token, scores, use_reentrant=False)
+            else:
+                x, token, scores = blk(x, token, scores)
+        return x, token, scores
+
+    def forward_features(self, x: torch.Tensor, return_score_token: bool = False):  # type: ignore[override]
+        """Final feature map after the last BatchNorm (and the score token if asked)."""
+        self._check(x)
+        x = self.pos_drop(self.patch_embed1(x))
+        x = self._run_stage(0, x)
+        x = self._run_stage(1, self.patch_embed2(x))
+        x = self.patch_embed3(x)
+        # A copy, not an expand view: no-grad views of a parameter still report requires_grad.
+        token = self.cls_token.repeat(x.shape[0], 1, 1)
+        x, token, scores = self._run_hourglass(2, x, token, None)
+        token = self.cls_upsample(token)
+        x, token, _ = self._run_hourglass(3, self.patch_embed4(x), token, scores)
+        feats = self.norm(x.movedim(-1, 1))
+        return (feats, token) if return_score_token else feats
+
+    def forward(self, x: torch.Tensor):  # type: ignore[override]
+        feats, token = self.forward_features(x, return_score_token=True)
+        logits = self.forward_head(feats)
+        if self.training:
+            return logits, self.head_cls(self.norm_cls(token.squeeze(1)))
+        return logits
+
+
+# --------------------------------------------------------------------------- builders
+_PAPER = "UniFormer (TPAMI 2023, seed 001), Sec. 5 light-weight H-UniFormer"
+_KW = ("num_classes", "depth", "embed_dim", "head_dim", "mlp_ratio", "qkv_bias", "drop_rate", "attn_drop_rate",
+       "drop_path_rate", "shrink_ratio", "score_momentum", "layer_scale_init_value", "fast_update_scale",
+       "in_chans", "num_frames", "img_size")
+_VIDEO_NOTE = ("Table 12 params (10.4M / 16.7M) are reproduced with a 1000-class head (10.37M / 16.72M); with "
+               "the 400-class Kinetics head the model has 9.83M / 16.10M.")
+
+
+def _light(dims: int, cfg: dict) -> HUniFormer:
+    return HUniFormer(dims=dims, **{k: v for k, v in cfg.items() if k in _KW})
+
+
+@register_model(ModelCard(
+    name="uniformer_xxs", family="uniformer", paper=_PAPER, table="Table 12 (K400)", input_size=(3, 16, 160, 160),
+    num_classes=400, mean=KINETICS_MEAN, std=KINETICS_STD, paper_params_m=10.4, paper_gflops=6.9,
+    extra_flops=(((3, 4, 128, 128), 1.0), ((3, 8, 160, 160), 3.3), ((3, 32, 160, 160), 15.4)), notes=_VIDEO_NOTE,
+))
+def uniformer_xxs(*, num_classes: int = 400, num_frames: int = 16, img_size: int = 160, depth=(2, 5, 8, 2),
+                  embed_dim=(56, 112, 224, 448), head_dim: int = 28, mlp_ratio=3.0, qkv_bias: bool = True,
+                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.05,
+                  shrink_ratio: float = 0.5, score_momentum: float = 0.5, layer_scale_init_value=None,
+                  fast_update_scale: str = "branch", in_chans: int = 3) -> HUniFormer:
+    """UniFormer-XXS video (depths 2-5-8-2, dims 56-112-224-448, head_dim 28, MLP ratio 3).
+
+    The authors' 4- and 8-frame 128 px configs use ``layer_scale_init_value=0.1``."""
+    return _light(3, locals())
+
+
+@register_model(ModelCard(
+    name="uniformer_xs", family="uniformer", paper=_PAPER, table="Table 12 (K400)", input_size=(3, 32, 192, 192),
+    num_classes=400, mean=KINETICS_MEAN, std=KINETICS_STD, paper_params_m=16.7, paper_gflops=34.2, notes=_VIDEO_NOTE,
+))
+def uniformer_xs(*, num_classes: int = 400, num_frames: int = 32, img_size: int = 192, depth=(3, 5, 9, 3),
+                 embed_dim=(64, 128, 256, 512), head_dim: int = 32, mlp_ratio=3.0, qkv_bias: bool = True,
+                 drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
+                 shrink_ratio: float = 0.5, score_momentum: float = 0.5, layer_scale_init_value=None,
+                 fast_update_scale: str = "branch", in_chans: int = 3) -> HUniFormer:
+    """UniFormer-XS video (depths 3-5-9-3, dims 64-128-256-512, head_dim 32, MLP ratio 3)."""
+    return _light(3, locals())
+
+
+@register_model(ModelCard(
+    name="uniformer_xxs_image", family="uniformer", paper=_PAPER, table="Table 11 (ImageNet-1K)",
+    input_size=(3, 224, 224), num_classes=1000, mean=IMAGENET_MEAN, std=IMAGENET_STD, paper_params_m=10.2,
+    paper_gflops=1.3, extra_flops=(((3, 128, 128), 0.43), ((3, 160, 160), 0.67), ((3, 192, 192), 0.96)),
+))
+def uniformer_xxs_image(*, num_classes: int = 1000, img_size: int = 224, depth=(2, 5, 8, 2),
+                        embed_dim=(56, 112, 224, 448), head_dim: int = 28, mlp_ratio=3.0, qkv_bias: bool = True,
+                        drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                        shrink_ratio: float = 0.5, score_momentum: float = 0.5, layer_scale_init_value=None,
+                        fast_update_scale: str = "gamma_3", in_chans: int = 3) -> HUniFormer:
+    """UniFormer-XXS image model."""
+    return _light(2, locals())
+
+
+@register_model(ModelCard(
+    name="uniformer_xs_image", family="uniformer", paper=_PAPER, table="Table 11 (ImageNet-1K)",
+    input_size=(3, 224, 224), num_classes=1000, mean=IMAGENET_MEAN, std=IMAGENET_STD, paper_params_m=16.5,
+    paper_gflops=2.0,
+))
+def uniformer_xs_image(*, num_classes: int = 1000, img_size: int = 224, depth=(3, 5, 9, 3),
+                       embed_dim=(64, 128, 256, 512), head_dim: int = 32, mlp_ratio=3.0, qkv_bias: bool = True,
+                       drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
+                       shrink_ratio: float = 0.5, score_momentum: float = 0.5, layer_scale_init_value=None,
+                       fast_update_scale: str = "gamma_3", in_chans: int = 3) -> HUniFormer:
+    """UniFormer-XS image model."""
+    return _light(2, locals())
