@@ -1,0 +1,1 @@
+"""Loaders for the authors' reference implementations (benchmarks and fixture making only)."""
