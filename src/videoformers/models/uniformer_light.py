@@ -75,8 +75,9 @@ class HUniFormerBlock(GlobalUniFormerBlock):
         q, k, v = a.qkv(x).view(B, N, 3, a.num_heads, a.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=a.attn_drop if self.training else 0.0, scale=a.scale)
         out = a.proj_drop(a.proj(out.transpose(1, 2).reshape(B, N, a.num_heads * a.head_dim)))
-        # One query row in fp32 (the authors compute attention with autocast disabled).
-        row = (q[:, :, :1].float() @ k.float().transpose(-2, -1)) * a.scale
+        # One query row, in at least fp32 (the authors compute attention with autocast disabled).
+        dt = torch.promote_types(q.dtype, torch.float32)
+        row = (q[:, :, :1].to(dt) @ k.to(dt).transpose(-2, -1)) * a.scale
         return out, row.softmax(-1).mean(1).squeeze(1)
 
     def _branches(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
