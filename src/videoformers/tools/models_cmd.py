@@ -34,17 +34,31 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _pct(v, ref) -> str:
+    return "-" if v is None or not ref else f"{100 * (v - ref) / ref:+.1f}%"
+
+
 def run(args: argparse.Namespace) -> int:
     rows = model_rows(args.pattern, flops=not args.no_flops)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = f"{'model':<38} {'input':>10} {'params(M)':>10} {'paper':>8} {'GFLOPs':>9} {'paper':>8}"
+    header = (f"{'model':<38} {'input':>10} {'params(M)':>10} {'paper':>8} {'diff':>6} "
+              f"{'GFLOPs':>9} {'paper':>8} {'diff':>6}")
     print(header)
     print("-" * len(header))
+    notes = []
     for r in rows:
+        mark = ""
+        card_notes = get_model_card(r["name"]).notes
+        if card_notes:
+            notes.append(f"[{len(notes) + 1}] {r['name']}: {card_notes}")
+            mark = f" [{len(notes)}]"
         print(f"{r['name']:<38} {r['input']:>10} {_fmt(r['params_m'], '.2f'):>10} {_fmt(r['paper_params_m'], '.1f'):>8} "
-              f"{_fmt(r['gflops'], '.1f'):>9} {_fmt(r['paper_gflops'], '.1f'):>8}")
+              f"{_pct(r['params_m'], r['paper_params_m']):>6} {_fmt(r['gflops'], '.1f'):>9} "
+              f"{_fmt(r['paper_gflops'], '.1f'):>8} {_pct(r['gflops'], r['paper_gflops']):>6}{mark}")
+    if notes:
+        print("\n" + "\n".join(notes))
     print("\nGFLOPs: 10^9 multiply-adds per view (fvcore convention), counted on the meta device; "
           "params include the classifier unless the paper excludes it.")
     return 0
