@@ -1,0 +1,97 @@
+"""``DataConfig``: everything the data pipeline needs, shared with the engine's YAML/CLI config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+__all__ = ["DataConfig", "DATASET_FORMATS", "SAMPLINGS"]
+
+DATASET_FORMATS = ("list", "csv", "ssv2", "ucf101", "hmdb51", "rawframes")
+SAMPLINGS = ("dense", "uniform", "sparse")
+
+
+@dataclass
+class DataConfig:
+    """Data pipeline settings. Field names and defaults are the contract with ``videoformers.engine``.
+
+    Defaults follow UniFormer's Kinetics recipe (001 Sec. 6.2): dense 16x4 clips, short-side jitter
+    256-320 and a 224 crop in training, short side 224 and a centre crop at test.
+    """
+
+    dataset: str = "list"              # "list" (lines "path label"), "csv" (header with path,label), "ssv2" (json), "ucf101", "hmdb51", "rawframes"
+    train_list: str | None = None
+    val_list: str | None = None
+    test_list: str | None = None
+    root: str = ""                     # joined to relative paths in the lists
+    labels_file: str | None = None     # class names, one per line (or the SSv2 labels json)
+    num_classes: int | None = None     # None -> from labels_file / max label + 1
+    num_frames: int = 16
+    sampling: str = "dense"            # "dense" | "uniform" (TSN segments) | "sparse" (UniFormerV2)
+    frame_interval: int = 4            # stride for dense sampling
+    img_size: int = 224                # crop size
+    train_scale: tuple[int, int] = (256, 320)   # short-side jitter range for training
+    test_scale: int = 224              # short side at test
+    random_resized_crop: bool = False  # use RandomResizedCrop instead of scale jitter + random crop
+    hflip: bool = True                 # False for Something-Something
+    color_jitter: float = 0.0
+    randaugment: tuple[int, float] | None = None   # (n, m)
+    random_erasing: float = 0.0
+    mean: tuple[float, float, float] | None = None  # None -> the model card's
+    std: tuple[float, float, float] | None = None
+    test_num_clips: int = 1
+    test_num_crops: int = 1            # 1 (centre) or 3 (three-crop)
+    short_video: str = "loop"          # "loop" | "repeat_last"
+    num_workers: int = 2
+    decoder: str = "auto"              # "auto" | "pyav" | "opencv" | "torchcodec"
+    max_broken_fraction: float = 0.1   # a run stops when more than this fraction of samples are broken
+
+    def __post_init__(self) -> None:
+        # YAML gives lists where the dataclass wants tuples.
+        for name in ("train_scale", "randaugment", "mean", "std"):
+            v = getattr(self, name)
+            if isinstance(v, list):
+                setattr(self, name, tuple(v))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field for any value the pipeline cannot use."""
+        from .decoding import DECODERS
+
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"DataConfig.{name}={getattr(self, name)!r}: {why}")
+
+        if self.dataset not in DATASET_FORMATS:
+            raise bad("dataset", f"expected one of {DATASET_FORMATS}")
+        if self.sampling not in SAMPLINGS:
+            raise bad("sampling", f"expected one of {SAMPLINGS}")
+        if self.short_video not in ("loop", "repeat_last"):
+            raise bad("short_video", "expected 'loop' or 'repeat_last'")
+        if self.decoder not in DECODERS:
+            raise bad("decoder", f"expected one of {DECODERS}")
+        for name in ("num_frames", "frame_interval", "img_size", "test_scale", "test_num_clips"):
+            if int(getattr(self, name)) < 1:
+                raise bad(name, "must be >= 1")
+        if self.test_num_crops not in (1, 3):
+            raise bad("test_num_crops", "expected 1 (centre crop) or 3 (three-crop)")
+        if len(self.train_scale) != 2 or not 0 < self.train_scale[0] <= self.train_scale[1]:
+            raise bad("train_scale", "expected (min, max) short-side sizes with 0 < min <= max")
+        if self.randaugment is not None and len(self.randaugment) != 2:
+            raise bad("randaugment", "expected (n, m), e.g. (4, 7)")
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            if v is not None and len(v) != 3:
+                raise bad(name, "expected 3 values (R, G, B)")
+        if self.std is not None and min(self.std) <= 0:
+            raise bad("std", "values must be > 0")
+        if not 0.0 <= self.max_broken_fraction <= 1.0:
+            raise bad("max_broken_fraction", "expected a fraction in [0, 1]")
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise bad("random_erasing", "expected a probability in [0, 1]")
+        if self.color_jitter < 0:
+            raise bad("color_jitter", "must be >= 0")
+        if self.num_classes is not None and int(self.num_classes) < 1:
+            raise bad("num_classes", "must be >= 1")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
