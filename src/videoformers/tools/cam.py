@@ -1,0 +1,335 @@
+"""``videoformers cam``: Grad-CAM on the last stage of a video model, as frame overlays and a GIF.
+
+    videoformers cam VIDEO --model NAME --checkpoint FILE --out DIR [--class LABEL|INDEX] [--labels ...]
+                     [--alpha 0.5] [--display-size 256] [--fps 8]
+
+Grad-CAM (Selvaraju et al., ICCV 2017) on a spatio-temporal feature map ``A`` of shape
+``(C, t, h, w)``: the weight of channel ``c`` is the mean over ``(t, h, w)`` of the gradient of the
+class score (the logit) with respect to ``A_c``; the map is ``ReLU(sum_c weight_c * A_c)``, upsampled
+(trilinear) to the clip's ``(T, H, W)`` and min-max scaled to ``[0, 1]`` per clip (over all its
+frames, so that frames stay comparable).
+
+The feature map is the *last stage*'s, read where it enters the stage (``position="input"``, the
+default) or where it leaves it (``"output"``):
+
+* UniFormer / H-UniFormer: the stage-4 stem's output (stride 32), which stage 4's global MHRA blocks
+  read (001 Sec. 3) | the final BatchNorm's output;
+* DualFormer: stage 4 after its downsampling | the final LayerNorm's output;
+* UniFormerV2: the patch tokens entering the last ViT block | leaving it (what the global UniBlocks
+  read, 000 Sec. 3.2), per frame;
+* ViViT: the tokens entering the last encoder block (of the spatial encoder for Model 2) | the final
+  LayerNorm's tokens.
+
+Why the input by default: a last stage of *global* attention (UniFormer's and H-UniFormer's stage 4,
+every ViT block) lets every position gather the evidence found anywhere, so the evidence read after
+it is spread over the whole clip (and with a classification token the patch tokens after the last
+block get no gradient at all). At the stage's input the gradient has passed through that attention
+and weighs each position by how much the class score draws on it. On the synthetic moving-shape
+task (``docs/cam.md``) the last-stage input puts 2.4x chance of the map's mass on the moving shape,
+the output only chance.
+
+Writes ``frame_000.png`` ... (overlays), ``cam.gif`` (the overlays animated), ``montage.png``
+(frames above overlays) and ``cam.json`` (the class explained, the top predictions, the settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["grad_cam", "CamResult", "feature_layer", "overlay", "save_cam", "cam_video"]
+
+
+@dataclass
+class CamResult:
+    cam: torch.Tensor          # (B, T, H, W) min-max scaled to [0, 1] per clip, at the input's resolution
+    raw: torch.Tensor          # (B, t, h, w) before upsampling and scaling
+    signed: torch.Tensor       # (B, t, h, w) the weighted sum before the ReLU (negative evidence < 0)
+    logits: torch.Tensor       # (B, num_classes)
+    target: list[int]          # the class explained, per clip
+
+
+@dataclass
+class _Layer:
+    module: nn.Module
+    use_input: bool  # capture the module's input (else its output)
+    # captured tensor, input shape (B, C, T, H, W) -> feature map (B, C', t, h, w)
+    to_map: Callable[[torch.Tensor, Sequence[int]], torch.Tensor]
+
+
+def _tokens_to_map(tokens: torch.Tensor, batch: int, grid: Sequence[int]) -> torch.Tensor:
+    """``(B*t, [cls +] h*w, C)`` (per frame) or ``(B, [cls +] t*h*w, C)`` tokens -> ``(B, C, t, h, w)``;
+    leading class/query tokens are dropped."""
+    t, h, w = (int(g) for g in grid)
+    n, c = tokens.shape[1], tokens.shape[2]
+    if tokens.shape[0] == batch * t and n >= h * w:
+        x = tokens[:, n - h * w:].reshape(batch, t, h, w, c)
+    elif tokens.shape[0] == batch and n >= t * h * w:
+        x = tokens[:, n - t * h * w:].reshape(batch, t, h, w, c)
+    else:
+        raise ValueError(f"cannot map tokens {tuple(tokens.shape)} onto a {t}x{h}x{w} grid for batch {batch}")
+    return x.permute(0, 4, 1, 2, 3)
+
+
+def _channels_first(model: nn.Module) -> Callable[[torch.Tensor, Sequence[int]], torch.Tensor]:
+    c = getattr(model, "num_features", None)
+
+    def to_map(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"expected a 5-D feature map, got {tuple(x.shape)}")
+        # channels-last (B, t, h, w, C) inside the stages; UniFormer's final BatchNorm is channels-first
+        return x.permute(0, 4, 1, 2, 3) if c is not None and x.shape[1] != c and x.shape[-1] == c else x
+
+    return to_map
+
+
+POSITIONS = ("input", "output")
+
+
+def feature_layer(model: nn.Module, position: str = "input") -> _Layer:
+    """Where Grad-CAM reads the last stage of ``model``: the feature map entering it (``"input"``,
+    the default) or leaving it (``"output"``); see the module docstring."""
+    if position not in POSITIONS:
+        raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
+    kind = type(model).__name__
+    name = getattr(model, "model_name", kind)
+    if kind in ("UniFormer", "HUniFormer", "DualFormer"):
+        if getattr(model, "dims", 3) != 3:
+            raise ValueError(f"Grad-CAM here is for video models; {name} is an image model")
+        to_map = _channels_first(model)
+        if position == "output":
+            return _Layer(model.norm, False, to_map)
+        if kind == "DualFormer":  # after the stage's downsampling, before its first block
+            return _Layer(model.stages[-1].blocks[0], True, to_map)
+        return _Layer(model.patch_embed4, False, to_map)  # the stage-4 stem's output enters stage 4
+    if kind == "UniFormerV2":
+        p = int(model.patch_size)
+
+        def per_frame(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+            B, H, W = shape[0], shape[-2], shape[-1]
+            return _tokens_to_map(x, B, (x.shape[0] // B, H // p, W // p))
+
+        return _Layer(model.blocks[-1], position == "input", per_frame)
+    if kind == "ViViT":
+        enc = model.spatial if getattr(model, "model_type", "") == "factorised_encoder" else model
+        grid = tuple(model.grid)
+        module = enc.blocks[-1] if position == "input" else enc.norm
+        return _Layer(module, position == "input", lambda x, shape: _tokens_to_map(x, shape[0], grid))
+    raise ValueError(f"no Grad-CAM layer known for {kind}; supported: UniFormer, H-UniFormer, UniFormerV2, "
+                     "ViViT, DualFormer")
+
+
+def grad_cam(model: nn.Module, video: torch.Tensor, target: "int | Sequence[int] | None" = None,
+             position: str = "input") -> CamResult:
+    """Grad-CAM maps of ``model`` for ``video`` ``(B, C, T, H, W)`` (normalised model input).
+
+    ``target``: the class to explain (one int for all clips, one per clip, or ``None`` for each clip's
+    top-1 prediction). ``position``: the last stage's ``"input"`` (default) or ``"output"`` feature
+    map. The model runs in eval mode; parameters are left untouched.
+    """
+    if video.dim() != 5:
+        raise ValueError(f"grad_cam expects a video batch (B, C, T, H, W), got shape {tuple(video.shape)}")
+    was_training = model.training
+    model.eval()
+    layer = feature_layer(model, position)
+    captured: dict = {}
+    hooks = []
+    if layer.use_input:
+        hooks.append(layer.module.register_forward_pre_hook(lambda _m, args: captured.__setitem__("a", args[0])))
+    else:
+        hooks.append(layer.module.register_forward_hook(lambda _m, _a, out: captured.__setitem__("a", out)))
+    try:
+        x = video.detach().clone().requires_grad_(True)  # a graph even when every parameter is frozen
+        with torch.enable_grad():
+            logits = model(x)
+            if not isinstance(logits, torch.Tensor):
+                raise ValueError("Grad-CAM needs a single-head classifier")
+            feats = captured.get("a")
+            if feats is None or not feats.requires_grad:
+                raise RuntimeError("the feature map was not recorded with gradients (frozen backbone?)")
+            B = video.shape[0]
+            if target is None:
+                tgt = logits.argmax(-1).tolist()
+            elif isinstance(target, int):
+                tgt = [int(target)] * B
+            else:
+                tgt = [int(t) for t in target]
+            if len(tgt) != B or not all(0 <= t < logits.shape[-1] for t in tgt):
+                raise ValueError(f"target {target!r} does not fit {B} clips and {logits.shape[-1]} classes")
+            score = logits.gather(1, torch.tensor(tgt, device=logits.device)[:, None]).sum()
+            grads = torch.autograd.grad(score, feats)[0]
+        a = layer.to_map(feats.detach(), video.shape).float()
+        g = layer.to_map(grads, video.shape).float()
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    weights = g.mean(dim=(2, 3, 4), keepdim=True)
+    signed = (weights * a).sum(1)                                        # (B, t, h, w)
+    raw = F.relu(signed)
+    cam = F.interpolate(raw[:, None], size=tuple(video.shape[2:]), mode="trilinear", align_corners=False)[:, 0]
+    # Min-max scaling per clip (over all frames, so frames stay comparable), as common Grad-CAM tools do.
+    flat = cam.flatten(1)
+    lo, hi = flat.amin(1).view(-1, 1, 1, 1), flat.amax(1).view(-1, 1, 1, 1)
+    cam = ((cam - lo) / (hi - lo).clamp_min(1e-12)).clamp_(0, 1)
+    return CamResult(cam=cam, raw=raw, signed=signed, logits=logits.detach(), target=tgt)
+
+
+# ------------------------------------------------------------------------------------------------
+# Pictures
+# ------------------------------------------------------------------------------------------------
+
+
+def overlay(frames: torch.Tensor, cam: torch.Tensor, alpha: float = 0.5, cmap: str = "jet") -> torch.Tensor:
+    """Blend a colour-mapped ``cam`` ``(T, H, W)`` in ``[0, 1]`` over ``frames`` ``(T, H, W, 3)`` uint8."""
+    from matplotlib import colormaps
+
+    colours = torch.from_numpy(colormaps[cmap](cam.clamp(0, 1).cpu().numpy())[..., :3]).float() * 255
+    out = (1 - alpha) * frames.float() + alpha * colours
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def _resize(frames: torch.Tensor, size: int | None) -> torch.Tensor:
+    if not size or min(frames.shape[1:3]) == size:
+        return frames
+    h, w = frames.shape[1:3]
+    scale = size / min(h, w)
+    x = frames.permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(round(h * scale), round(w * scale)), mode="bilinear", align_corners=False,
+                      antialias=scale < 1)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def save_cam(out_dir: str | os.PathLike, frames: torch.Tensor, cam: torch.Tensor, *, alpha: float = 0.5,
+             display_size: int | None = 256, fps: float = 8.0, title: str | None = None) -> dict[str, str]:
+    """Write overlays of ``cam`` ``(T, H, W)`` on ``frames`` ``(T, H, W, 3)`` uint8: one PNG per frame,
+    an animated GIF and a montage (frames above overlays). Returns the written paths."""
+    from PIL import Image
+
+    os.makedirs(out_dir, exist_ok=True)
+    frames_big = _resize(frames.cpu(), display_size)
+    cam_big = F.interpolate(cam[None, None].float().cpu(), size=(cam.shape[0], *frames_big.shape[1:3]),
+                            mode="trilinear", align_corners=False)[0, 0]
+    over = overlay(frames_big, cam_big, alpha)
+    paths: dict[str, str] = {}
+    images = [Image.fromarray(f.numpy()) for f in over]
+    for t, im in enumerate(images):
+        p = os.path.join(out_dir, f"frame_{t:03d}.png")
+        im.save(p)
+    paths["frames"] = os.path.join(out_dir, "frame_*.png")
+    gif = os.path.join(out_dir, "cam.gif")
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0)
+    paths["gif"] = gif
+    paths["montage"] = _montage(os.path.join(out_dir, "montage.png"), frames_big, over, title)
+    return paths
+
+
+def _montage(path: str, frames: torch.Tensor, over: torch.Tensor, title: str | None) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    T = frames.shape[0]
+    fig, axes = plt.subplots(2, T, figsize=(1.6 * T, 3.6 if title else 3.3), squeeze=False)
+    for t in range(T):
+        for r, src in enumerate((frames, over)):
+            ax = axes[r, t]
+            ax.imshow(src[t].numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, t].set_title(f"frame {t}", fontsize=8)
+    axes[0, 0].set_ylabel("input", fontsize=8)
+    axes[1, 0].set_ylabel("Grad-CAM", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def cam_video(path: str, model: nn.Module, out_dir: str, *, target: "int | str | None" = None,
+              labels: "str | Sequence[str] | None" = None, alpha: float = 0.5, display_size: int | None = 256,
+              fps: float = 8.0, topk: int = 5, preprocess=None, position: str = "input") -> dict:
+    """Grad-CAM for one video file: sample one centre clip as ``predict`` does, explain ``target`` (a
+    class index or name; default the top-1 prediction), write the pictures. Returns the ``cam.json``
+    content."""
+    from .predict import load_views, preprocess_for, resolve_labels
+
+    pre = preprocess or preprocess_for(model)
+    from dataclasses import replace
+
+    pre = replace(pre, num_clips=1, num_crops=1)
+    names = resolve_labels(model, labels)
+    if isinstance(target, str) and not target.lstrip("-").isdigit():
+        if target not in names:
+            raise ValueError(f"class {target!r} is not in the label map")
+        target = names.index(target)
+    elif isinstance(target, str):
+        target = int(target)
+    views, pixels = load_views(path, pre)
+    dev = next(model.parameters()).device
+    res = grad_cam(model, views.to(dev), target, position=position)
+    probs = res.logits.float().softmax(-1)[0].cpu()
+    top = probs.topk(min(topk, probs.numel()))
+    t = res.target[0]
+    title = (f"{os.path.basename(path)}: Grad-CAM for '{names[t]}' (p={probs[t]:.2f}); "
+             f"predicted '{names[int(top.indices[0])]}'")
+    frames = pixels[0].permute(1, 2, 3, 0)  # (C, T, S, S) -> (T, S, S, C)
+    paths = save_cam(out_dir, frames, res.cam[0].cpu(), alpha=alpha, display_size=display_size, fps=fps, title=title)
+    info = {
+        "video": os.fspath(path),
+        "model": getattr(model, "model_name", type(model).__name__),
+        "target": {"index": t, "label": names[t], "prob": float(probs[t])},
+        "top": [{"label": names[int(i)], "index": int(i), "prob": float(p)} for p, i in zip(top.values, top.indices)],
+        "feature_map": list(res.raw.shape[1:]),
+        "position": position,
+        "input": list(views.shape[1:]),
+        "files": paths,
+    }
+    with open(os.path.join(out_dir, "cam.json"), "w") as f:
+        json.dump(info, f, indent=2, ensure_ascii=False)
+    return info
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    from .convert import load_model, model_overrides
+
+    model, _ = load_model(args.checkpoint, args.model, **model_overrides(args))
+    info = cam_video(args.video, model, args.out, target=args.target, labels=args.labels, alpha=args.alpha,
+                     display_size=args.display_size or None, fps=args.fps, position=args.position)
+    print(f"Grad-CAM for {info['target']['label']!r} (p={info['target']['prob']:.3f}) on a "
+          f"{'x'.join(map(str, info['feature_map']))} feature map -> {info['files']['gif']}, "
+          f"{info['files']['montage']}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from .convert import add_model_arguments
+
+    p = sub.add_parser("cam", help="Grad-CAM on the last stage: frame overlays (PNG) and an animated GIF",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("video", help="video file (or frame folder)")
+    add_model_arguments(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--class", dest="target", default=None, help="class to explain (index or name; default top-1)")
+    p.add_argument("--labels", default=None, help="label map name or file (default: the checkpoint's)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    p.add_argument("--display-size", type=int, default=256, help="short side of the written pictures (0: as input)")
+    p.add_argument("--fps", type=float, default=8.0, help="GIF frame rate")
+    p.add_argument("--position", default="input", choices=POSITIONS,
+                   help="read the last stage's input (default) or output feature map")
+    p.set_defaults(func=run)

@@ -1,0 +1,381 @@
+"""``videoformers predict``: class predictions for video files and folders.
+
+    videoformers predict PATH... --model NAME --checkpoint FILE [--labels NAME|FILE] [--topk 5]
+                         [--views 4x3] [--json] [--batch-size 8] [--device cpu]
+
+Each video is decoded and sampled the way the model was evaluated in its paper (the model card's
+frames, crop size and normalisation; the family's test sampling: dense clips for UniFormer, ViViT
+and DualFormer, UniFormerV2's sparse segments, TSN segments for Something-Something models), or the
+way a converted/training checkpoint records it. ``--views CLIPSxCROPS`` averages the softmax over
+``CLIPS`` temporal clips times ``CROPS`` spatial crops (1 = centre, 3 = three crops along the long
+side), the papers' multi-view test.
+
+Folders are searched recursively for videos; a folder holding only images is one video (frames).
+A file that cannot be read gets an ``"error"`` entry and the others go on. ``--json`` prints a list
+of ``{"path": ..., "top": [{"label": ..., "index": ..., "prob": ...}, ...]}`` (or
+``{"path": ..., "error": ...}``) on stdout; the progress bar goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, replace
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn as nn
+
+__all__ = ["Preprocess", "preprocess_for", "parse_views", "find_videos", "load_views", "predict_files",
+           "resolve_labels"]
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
+                    ".ts", ".gif", ".ogv")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+# Test-time sampling per family (the papers' protocols, as in the shipped recipes):
+# UniFormer 16x4 dense clips (001 Sec. 6.2), UniFormerV2 sparse segments (000 Sec. 4), ViViT 32 frames
+# at stride 2 with the short side at 256 for 224 crops (003 Sec. 4.1), DualFormer 32x2 dense clips.
+_FAMILY_SAMPLING = {
+    "uniformer": {"sampling": "dense", "frame_interval": 4, "short_side_ratio": 1.0},
+    "uniformerv2": {"sampling": "sparse", "frame_interval": 1, "short_side_ratio": 1.0},
+    "vivit": {"sampling": "dense", "frame_interval": 2, "short_side_ratio": 256 / 224},
+    "dualformer": {"sampling": "dense", "frame_interval": 2, "short_side_ratio": 1.0},
+}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a video becomes the model's input views."""
+
+    num_frames: int
+    img_size: int
+    short_side: int
+    sampling: str = "dense"          # "dense" | "uniform" | "sparse" (videoformers.data.sampling)
+    frame_interval: int = 4
+    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
+    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+    num_clips: int = 1
+    num_crops: int = 1
+
+    @property
+    def num_views(self) -> int:
+        return self.num_clips * self.num_crops
+
+
+def preprocess_for(model: nn.Module | str, **overrides) -> Preprocess:
+    """The input pipeline for ``model`` (a built model or a registered name): the card's frames, size
+    and mean/std, the family's test sampling; then what the checkpoint recorded (``model.data_mean``,
+    ``model.preprocess_config`` from :func:`videoformers.tools.convert.load_model`); then ``overrides``
+    (any :class:`Preprocess` field; ``None`` values are ignored)."""
+    from videoformers.registry import get_model_card
+
+    if isinstance(model, str):
+        card, name, recorded, mean, std = get_model_card(model), model, {}, None, None
+    else:
+        card = getattr(model, "model_card", None)
+        if card is None:
+            raise ValueError("the model has no model_card: build it with videoformers.create_model")
+        name = getattr(model, "model_name", card.name)
+        recorded = dict(getattr(model, "preprocess_config", None) or {})
+        mean, std = getattr(model, "data_mean", None), getattr(model, "data_std", None)
+    if not card.is_video:
+        raise ValueError(f"{card.name} is an image model; predict works on video models")
+    fam = dict(_FAMILY_SAMPLING.get(card.family, _FAMILY_SAMPLING["uniformer"]))
+    if "ssv2" in name:
+        # Something-Something: TSN segments over the whole video (UniFormerV2 keeps its sparse sampling).
+        fam["sampling"] = "sparse" if card.family == "uniformerv2" else "uniform"
+    frames, size = int(card.input_size[1]), int(card.input_size[-1])
+    base = Preprocess(
+        num_frames=frames, img_size=size, short_side=int(round(size * fam["short_side_ratio"])),
+        sampling=fam["sampling"], frame_interval=int(fam["frame_interval"]),
+        mean=tuple(mean or card.mean), std=tuple(std or card.std),
+    )
+    fields = set(Preprocess.__dataclass_fields__)
+    rec = {k: v for k, v in recorded.items() if k in fields and v is not None}
+    if "img_size" in rec and "short_side" not in rec:
+        rec["short_side"] = rec["img_size"]
+    pre = replace(base, **rec)
+    ov = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(ov) - fields)
+    if unknown:
+        raise TypeError(f"unknown preprocess field(s) {unknown}; valid: {sorted(fields)}")
+    if "img_size" in ov and "short_side" not in ov:
+        ov["short_side"] = int(round(ov["img_size"] * pre.short_side / pre.img_size))
+    pre = replace(pre, **ov)
+    if pre.num_crops not in (1, 3):
+        raise ValueError(f"num_crops must be 1 (centre) or 3 (three crops), got {pre.num_crops}")
+    if min(pre.num_frames, pre.img_size, pre.short_side, pre.frame_interval, pre.num_clips) < 1:
+        raise ValueError(f"invalid preprocessing {pre}")
+    return replace(pre, mean=tuple(float(v) for v in pre.mean), std=tuple(float(v) for v in pre.std))
+
+
+def parse_views(spec: str | Sequence[int]) -> tuple[int, int]:
+    """``"4x3"`` / ``"4 x 3"`` / ``"4"`` / ``(4, 3)`` -> ``(clips, crops)``."""
+    if isinstance(spec, (tuple, list)):
+        parts = [int(v) for v in spec]
+    else:
+        s = str(spec).lower().replace("×", "x").replace(" ", "")
+        try:
+            parts = [int(v) for v in s.split("x")]
+        except ValueError:
+            raise ValueError(f"--views expects CLIPSxCROPS such as 4x3, got {spec!r}") from None
+    if len(parts) == 1:
+        parts.append(1)
+    if len(parts) != 2 or parts[0] < 1 or parts[1] not in (1, 3):
+        raise ValueError(f"--views expects CLIPSxCROPS with CLIPS >= 1 and CROPS 1 or 3, got {spec!r}")
+    return parts[0], parts[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs
+# ------------------------------------------------------------------------------------------------
+
+
+def _is_video(name: str) -> bool:
+    return name.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def find_videos(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Expand folders (recursively, sorted) into video files; a folder without videos but with images
+    is a frame folder (one video). Files are kept whatever their extension (and whether they exist:
+    a missing one is reported by :func:`predict_files`)."""
+    out: list[str] = []
+    for p in paths:
+        p = os.fspath(p)
+        if not os.path.isdir(p):
+            out.append(p)
+            continue
+        videos, frame_dirs = [], []
+        for root, dirs, files in os.walk(p):
+            dirs.sort()
+            vids = sorted(f for f in files if _is_video(f))
+            videos.extend(os.path.join(root, f) for f in vids)
+            if not vids and any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
+                frame_dirs.append(root)
+        found = sorted(videos + frame_dirs)
+        out.extend(found if found else [p])  # an empty folder is reported as an error
+    return out
+
+
+def load_views(path: str, pre: Preprocess, decoder: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode ``path`` and cut its test views. Returns ``(views, crops)``: the normalised model input
+    ``(V, C, T, S, S)`` float and the same views as ``uint8`` pixels (for visualisation), with
+    ``V = num_clips * num_crops`` ordered clip-major. Raises ``VideoDecodeError``/``IndexError``."""
+    from videoformers.data import open_video, sample_indices
+    from videoformers.data.transforms import Normalize, ResizeCrop, frames_to_clip
+
+    with open_video(path, decoder=decoder, threads=1) as reader:
+        idx = sample_indices(pre.sampling, reader.num_frames, pre.num_frames, train=False,
+                             frame_interval=pre.frame_interval, num_clips=pre.num_clips)
+        frames = torch.from_numpy(reader.read(idx.reshape(-1)))
+    clips = frames.view(pre.num_clips, pre.num_frames, *frames.shape[1:])
+    crop = ResizeCrop(pre.img_size, pre.short_side, pre.num_crops)
+    pixels = torch.cat([crop(frames_to_clip(c)) for c in clips], 0).contiguous()  # (V, C, T, S, S) uint8
+    views = Normalize(pre.mean, pre.std)(pixels)
+    return views, pixels
+
+
+class _VideoViews(torch.utils.data.Dataset):
+    """Items: ``(index, views or None, error message or None)``; decoding errors never raise."""
+
+    def __init__(self, paths: Sequence[str], pre: Preprocess, decoder: str):
+        self.paths, self.pre, self.decoder = list(paths), pre, decoder
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from videoformers.data import VideoDecodeError
+
+        try:
+            views, _ = load_views(self.paths[i], self.pre, self.decoder)
+            return i, views, None
+        except VideoDecodeError as e:
+            return i, None, e.reason if e.path == os.fspath(self.paths[i]) else str(e)
+        except (IndexError, ValueError, OSError, RuntimeError) as e:
+            return i, None, f"{type(e).__name__}: {e}"
+
+
+def _collate(items):
+    return items
+
+
+# ------------------------------------------------------------------------------------------------
+# Prediction
+# ------------------------------------------------------------------------------------------------
+
+
+def resolve_labels(model: nn.Module, labels: "str | Sequence[str] | None" = None,
+                   warn=lambda msg: print(msg, file=sys.stderr)) -> list[str]:
+    """Class names for ``model``'s outputs: ``labels`` (a label-map name, a file or a list), else the
+    checkpoint's (``model.label_names``), else the shipped map matching the class count (with a warning
+    that names it), else ``"class_<i>"``. The count must match the classifier."""
+    from videoformers.labels import get_labels, guess_label_map
+
+    n = getattr(model, "num_classes", None)
+    if not isinstance(n, int) or n <= 0:
+        raise ValueError(f"predict needs a single classifier; {getattr(model, 'model_name', 'the model')} has "
+                         f"num_classes={n!r}")
+    if labels is not None:
+        names = get_labels(labels) if isinstance(labels, (str, os.PathLike)) else list(labels)
+    elif getattr(model, "label_names", None):
+        names = list(model.label_names)
+    else:
+        card = getattr(model, "model_card", None)
+        guess = guess_label_map(n, card.family if card else None)
+        if guess is not None:
+            warn(f"warning: no label map given or recorded in the checkpoint; assuming {guess!r} for {n} classes "
+                 f"(pass --labels to be sure: the UniFormer authors' Kinetics-400 heads use 'kinetics400_uniformer')")
+            names = get_labels(guess)
+        else:
+            names = [f"class_{i}" for i in range(n)]
+    if len(names) != n:
+        raise ValueError(f"the label map has {len(names)} names but the model has {n} classes")
+    return names
+
+
+def _top(probs: torch.Tensor, labels: Sequence[str], k: int) -> list[dict]:
+    p, i = probs.topk(min(k, probs.numel()))
+    return [{"label": labels[j], "index": int(j), "prob": float(v)} for v, j in zip(p.tolist(), i.tolist())]
+
+
+@torch.no_grad()
+def predict_files(
+    paths: Iterable[str | os.PathLike],
+    model: nn.Module,
+    *,
+    labels: "str | Sequence[str] | None" = None,
+    topk: int = 5,
+    views: "str | tuple[int, int] | None" = None,
+    preprocess: Preprocess | None = None,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    num_workers: int = 0,
+    decoder: str = "auto",
+    progress: bool = True,
+    average: str = "prob",
+) -> list[dict]:
+    """Top-``topk`` classes for every video in ``paths`` (files and folders, see :func:`find_videos`).
+
+    Returns one dict per video, in input order: ``{"path", "top": [{"label", "index", "prob"}, ...]}``
+    sorted by probability, or ``{"path", "error"}`` for a file that could not be decoded. ``views``
+    (``"4x3"``) sets clips x crops; probabilities are the softmax averaged over views
+    (``average="logits"``: the softmax of the averaged logits). ``batch_size`` counts views.
+    """
+    from tqdm import tqdm
+
+    if topk < 1:
+        raise ValueError(f"topk must be >= 1, got {topk}")
+    if average not in ("prob", "logits"):
+        raise ValueError(f"average must be 'prob' or 'logits', got {average!r}")
+    pre = preprocess or preprocess_for(model)
+    if views is not None:
+        clips, crops = parse_views(views)
+        pre = replace(pre, num_clips=clips, num_crops=crops)
+    names = resolve_labels(model, labels)
+    files = find_videos(paths)
+    device = torch.device(device)
+    model = model.eval().to(device)
+    in_dtype = dtype or next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+    results: list[dict | None] = [None] * len(files)
+    loader = torch.utils.data.DataLoader(_VideoViews(files, pre, decoder), batch_size=1, shuffle=False,
+                                         num_workers=num_workers, collate_fn=_collate)
+    pending: list[tuple[int, torch.Tensor]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        x = torch.cat([v for _, v in pending], 0).to(device=device, dtype=in_dtype, non_blocking=True)
+        out = model(x)
+        if not isinstance(out, torch.Tensor):
+            raise ValueError("predict supports single-head classifiers (the model returned "
+                             f"{type(out).__name__})")
+        out = out.float()
+        start = 0
+        for i, v in pending:
+            logits = out[start:start + v.shape[0]]
+            start += v.shape[0]
+            probs = logits.softmax(-1).mean(0) if average == "prob" else logits.mean(0).softmax(-1)
+            results[i] = {"path": files[i], "top": _top(probs.cpu(), names, topk)}
+        pending.clear()
+
+    bar = tqdm(total=len(files), desc="predict", unit="video", file=sys.stderr, disable=not progress)
+    try:
+        for batch in loader:
+            for i, v, err in batch:
+                if err is not None:
+                    results[i] = {"path": files[i], "error": err}
+                else:
+                    pending.append((i, v))
+                    if sum(p.shape[0] for _, p in pending) >= batch_size:
+                        flush()
+                bar.update(1)
+        flush()
+    finally:
+        bar.close()
+    return [r for r in results if r is not None]
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------
+
+
+def _print_table(results: list[dict]) -> None:
+    for r in results:
+        if "error" in r:
+            print(f"{r['path']}: ERROR {r['error']}")
+            continue
+        print(r["path"])
+        for t in r["top"]:
+            print(f"  {t['prob'] * 100:6.2f}%  {t['label']} ({t['index']})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .convert import load_model, model_overrides
+
+    model, _ = load_model(args.checkpoint, args.model, **model_overrides(args))
+    pre = preprocess_for(model, sampling=args.sampling, frame_interval=args.frame_interval,
+                         short_side=args.short_side)
+    results = predict_files(
+        args.paths, model, labels=args.labels, topk=args.topk, views=args.views, preprocess=pre,
+        batch_size=args.batch_size, device=args.device, num_workers=args.workers, decoder=args.decoder,
+        progress=not args.no_progress,
+    )
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        _print_table(results)
+    if args.verbose:
+        print(f"preprocessing: {json.dumps(asdict(pre))}", file=sys.stderr)
+    return 0 if all("error" not in r for r in results) else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from .convert import add_model_arguments
+
+    p = sub.add_parser("predict", help="top-k classes for video files and folders",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="video files and/or folders")
+    add_model_arguments(p)
+    p.add_argument("--labels", default=None, help="label map name (videoformers.labels) or text file; default: "
+                                                   "the checkpoint's, else guessed from the class count")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--views", default="1x1", metavar="CLIPSxCROPS", help="test views, e.g. 4x3 (default 1x1)")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--workers", type=int, default=0, help="decoding processes (DataLoader workers)")
+    p.add_argument("--decoder", default="auto", choices=("auto", "pyav", "opencv", "torchcodec"))
+    p.add_argument("--sampling", default=None, choices=("dense", "uniform", "sparse"),
+                   help="override the temporal sampling")
+    p.add_argument("--frame-interval", type=int, default=None, help="override the dense-sampling stride")
+    p.add_argument("--short-side", type=int, default=None, help="override the test resize (short side)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the preprocessing used (stderr)")
+    p.set_defaults(func=run)

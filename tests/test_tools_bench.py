@@ -1,0 +1,72 @@
+"""``videoformers bench``: timings, memory, MFU arithmetic and device peaks."""
+
+import json
+
+import pytest
+import torch
+
+from videoformers.cli import main
+from videoformers.tools import bench as bench_mod
+from videoformers.tools.bench import _CpuPeak, benchmark, peak_flops
+
+TINY = dict(depth=[1, 1, 1, 1], embed_dim=[16, 32, 64, 64], head_dim=16)
+
+
+def test_cpu_benchmark_fields():
+    r = benchmark("uniformer_small", frames=4, size=64, batch=2, warmup=1, iters=2, **TINY)
+    assert r.input_shape == (2, 3, 4, 64, 64)
+    assert r.forward_ms > 0 and r.backward_ms > 0
+    assert r.forward_clips_per_s == pytest.approx(2 / (r.forward_ms / 1e3))
+    assert r.backward_clips_per_s == pytest.approx(2 / (r.backward_ms / 1e3))
+    # forward+backward holds activations for backward and the gradients: more than inference
+    assert 0 < r.forward_peak_mem_mb < r.backward_peak_mem_mb
+    assert r.gflops_per_clip > 0 and r.params_m > 0
+    assert r.forward_mfu is None  # no MFU on a CPU
+
+
+def test_cpu_peak_tracker_counts_live_tensors():
+    with _CpuPeak() as mem:
+        a = torch.ones(1024, 1024, 4)  # 16 MiB
+        b = a * 2                      # +16 MiB while both live
+        del a, b
+        c = torch.zeros(1024, 1024)    # 4 MiB after the others are freed
+        del c
+    assert mem.peak_mb == pytest.approx(32, abs=0.5)
+
+
+def test_mfu_arithmetic(monkeypatch):
+    monkeypatch.setattr(bench_mod, "peak_flops", lambda device, dtype: 1e12)
+    r = benchmark("uniformer_small", frames=4, size=64, batch=2, warmup=0, iters=1, **TINY)
+    flop = 2 * r.gflops_per_clip * 1e9 * 2  # multiply-adds x 2, batch 2
+    assert r.forward_mfu == pytest.approx(flop / (r.forward_ms / 1e3) / 1e12, rel=1e-2)
+    assert r.backward_mfu == pytest.approx(3 * flop / (r.backward_ms / 1e3) / 1e12, rel=1e-2)
+
+
+@pytest.mark.parametrize("name,dtype,expected", [
+    ("NVIDIA H100 80GB HBM3", torch.bfloat16, 989e12),
+    ("NVIDIA H200", torch.bfloat16, 989e12),
+    ("NVIDIA H100 PCIe", torch.float16, 756e12),
+    ("NVIDIA GeForce GTX 1080", torch.bfloat16, None),
+])
+def test_device_peaks(monkeypatch, name, dtype, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    assert peak_flops(torch.device("cuda"), dtype) == expected
+    assert peak_flops(torch.device("cpu"), dtype) is None
+
+
+def test_cli_json(capsys):
+    args = ["bench", "uniformer_small", "--frames", "4", "--size", "64", "--iters", "1", "--warmup", "0",
+            "--no-backward", "--json", "--device", "cpu"]
+    for k, v in TINY.items():
+        args += ["--override", f"{k}={json.dumps(v)}"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == "uniformer_small" and out["backward_ms"] is None and out["forward_ms"] > 0
+
+
+@pytest.mark.gpu
+def test_gpu_bf16_mfu():
+    r = benchmark("uniformer_small", frames=8, size=224, batch=8, device="cuda", dtype="bf16", warmup=2, iters=3)
+    assert r.forward_peak_mem_mb > 0
+    if "H100" in r.device_name or "H200" in r.device_name:
+        assert 0 < r.forward_mfu < 1 and 0 < r.backward_mfu < 1
