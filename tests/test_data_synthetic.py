@@ -1,5 +1,6 @@
 """The generated data set: real mp4 files + lists, deterministic per seed, balanced, reusable; the temporal
-task carries no label information in a single frame, the scene task does."""
+task carries no label information in a single frame, the scene task does, the order task has none in a
+single frame nor in the shuffled frames."""
 
 import os
 
@@ -8,9 +9,12 @@ import pytest
 
 from videoformers.data import probe, read_frames
 from videoformers.data.synthetic import (
+    ORDER_CLASSES,
+    ORDER_COLOURS,
     SCENE_CLASSES,
     TEMPORAL_CLASSES,
     generate_dataset,
+    order_segment_lengths,
     render_clip,
 )
 
@@ -84,3 +88,106 @@ def test_scene_dataset_and_class_subset(tmp_path):
     assert open(sub["labels_file"]).read().splitlines() == ["moving left", "moving right"]
     with pytest.raises(ValueError, match="task"):
         generate_dataset(str(tmp_path / "x"), task="audio")
+
+
+# --------------------------------------------------------------------------------------------------
+# The order task: only the order of the frames carries the label
+# --------------------------------------------------------------------------------------------------
+
+
+def _objects_in(frame):
+    """Which of red/green/blue (0/1/2) the frame shows: saturated bright pixels (the background stays below
+    ~110, grey distractors are unsaturated), by dominant channel; h264 chroma bleed at the edges is ignored."""
+    f = frame.astype(int)
+    top = np.sort(f, axis=-1)
+    coloured = (top[..., 2] >= 170) & (top[..., 2] - top[..., 1] >= 80)
+    counts = np.bincount(f.argmax(-1)[coloured], minlength=3)
+    return [c for c in range(3) if counts[c] >= max(3, 0.2 * counts.sum())]
+
+
+def _segments(clip):
+    """[(object, number of frames), ...] in order of appearance; every frame must show exactly one object."""
+    segs = []
+    for t, frame in enumerate(clip):
+        objs = _objects_in(frame)
+        assert len(objs) == 1, f"frame {t} shows objects {objs}"
+        if segs and segs[-1][0] == objs[0]:
+            segs[-1][1] += 1
+        else:
+            segs.append([objs[0], 1])
+    return [tuple(s) for s in segs]
+
+
+def _order(name):
+    return [ORDER_COLOURS.index(c) for c in name.split(", ")]
+
+
+def test_order_task_classes_differ_only_in_frame_order():
+    assert len(ORDER_CLASSES) == 6 == len(set(ORDER_CLASSES))
+    assert sorted(tuple(sorted(_order(n))) for n in ORDER_CLASSES) == [(0, 1, 2)] * 6
+    for num_frames in (24, 16):
+        lengths = sorted(order_segment_lengths(num_frames))
+        assert sum(lengths) == num_frames and lengths[-1] - lengths[0] <= 2
+        for seed in range(4):
+            clips = [render_clip("order", label, seed, 32, num_frames, num_distractors=seed % 2)
+                     for label in range(6)]
+            per_object = None
+            for label, clip in enumerate(clips):
+                segs = _segments(clip)
+                # Three contiguous segments, one per object, in the class's order ...
+                assert [o for o, _ in segs] == _order(ORDER_CLASSES[label])
+                assert sorted(n for _, n in segs) == lengths
+                # ... each object shown for the same number of frames whatever the class ...
+                counts = dict(segs)
+                assert per_object is None or counts == per_object
+                per_object = counts
+                # ... and the very same frames: a shuffled clip, or any single frame, says nothing of the label.
+                assert sorted(f.tobytes() for f in clip) == sorted(f.tobytes() for f in clips[0])
+            # Boundaries within about a frame of the thirds; different seeds draw different splits.
+            assert all(abs(n - num_frames / 3) <= 1.5 for n in per_object.values())
+    firsts = {tuple(sorted(dict(_segments(render_clip("order", 0, s, 32, 24))).items())) for s in range(12)}
+    assert len(firsts) > 1
+    with pytest.raises(ValueError, match="num_frames"):
+        render_clip("order", 0, 0, 32, 5)
+
+
+def test_order_task_per_frame_statistics_do_not_separate_classes():
+    # Clip-level colour histograms (mean over all frames) classified by nearest class centroid, leave-one-out:
+    # chance level. The same features of the first and the last 7 frames (which see the order) do it.
+    labels = np.repeat(np.arange(6), 12)
+    feats, ends = [], []
+    for i, label in enumerate(labels):
+        clip = render_clip("order", int(label), [9, i], 32, 24).astype(float)
+        # Per-channel histograms of the bright values (the background stays below ~110).
+        hist = lambda x: np.concatenate([np.histogram(x[..., c], 6, (112, 256))[0] for c in range(3)])  # noqa: E731
+        feats.append(hist(clip) / clip.shape[0])
+        ends.append(np.concatenate([hist(clip[:7]), hist(clip[-7:])]) / 7)
+
+    def loo_accuracy(x):
+        x = np.log1p(np.asarray(x))
+        hits = 0
+        for i in range(len(x)):
+            keep = np.arange(len(x)) != i
+            cent = np.stack([x[keep & (labels == k)].mean(0) for k in range(6)])
+            hits += int(np.argmin(((cent - x[i]) ** 2).sum(1)) == labels[i])
+        return hits / len(x)
+
+    assert loo_accuracy(feats) < 0.35   # chance 1/6
+    assert loo_accuracy(ends) > 0.9
+
+
+def test_order_dataset_files(tmp_path):
+    kw = dict(num_train=6, num_val=6, task="order", size=32, num_frames=12, seed=1, workers=1)
+    info = generate_dataset(str(tmp_path / "o"), **kw)
+    again = generate_dataset(str(tmp_path / "o2"), **kw)
+    assert info["num_classes"] == 6
+    assert open(info["labels_file"]).read().splitlines() == list(ORDER_CLASSES)
+    rows = [line.split() for line in open(info["val_list"]).read().splitlines()]
+    assert sorted(int(r[1]) for r in rows) == list(range(6))  # balanced
+    for i, (_, label) in enumerate(rows):
+        frames = _frames(info, "val", i)
+        assert frames.shape == (12, 32, 32, 3)
+        assert [o for o, _ in _segments(frames)] == _order(ORDER_CLASSES[int(label)])  # survives h264
+        assert np.array_equal(frames, _frames(again, "val", i))
+    with pytest.raises(ValueError, match="num_frames"):
+        generate_dataset(str(tmp_path / "x"), task="order", num_frames=4)

@@ -18,6 +18,21 @@ find the one that moves.
 (``horizontal stripes``, ``vertical stripes``, ``checkerboard``, ``rings``), with random colours and
 frequencies, while a shape moves randomly (as in the temporal task) as a distractor.
 
+``task="order"`` -- the order of appearance. Six classes, the permutations of a red, a green and a blue
+shape (``"red, green, blue"``, ``"red, blue, green"``, ..., ``"blue, green, red"``): each object is shown
+*alone* for about a third of the clip (random position, size, orientation, a slight drift and spin, on
+the same random background; optional static grey distractors), so every frame shows exactly one object.
+The frames per object are a random permutation of ``(b - 1, b, b + 1)`` for ``num_frames = 3 b`` (one
+or two extra frames go to the longer ones), drawn per *object*, like everything else about it: with a
+given seed the six classes show the very same frames, only in a different order. A frame taken at a
+random time, the multiset of frames (a shuffled clip) and any per-frame statistic are at chance; only the
+order tells the classes apart (not so a frame at a *known* time: the first frame shows the first
+object). Segment boundaries move by at most about a frame around the thirds (no exact-count cue), and
+each object spans ``>= b - 1`` frames, so the clip sampler must cover the whole video -- dense sampling
+with a span of about ``num_frames`` (8 frames at stride 3 from 24: 2-3 frames per object, and at the
+centred test offset each object is equally likely to be the one with 2) or segment-based sampling; a
+shorter dense span drops frames of the first or last object and blurs the labels.
+
 Generation is deterministic for a given ``seed`` (each clip has its own RNG stream, x264 runs
 single-threaded) and parallel (a process pool): a few hundred 64x64 clips take seconds.
 
@@ -28,6 +43,7 @@ index), :func:`make_benchmark_video` (Kinetics-like 340x256 content with a reali
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -40,6 +56,9 @@ import numpy as np
 __all__ = [
     "TEMPORAL_CLASSES",
     "SCENE_CLASSES",
+    "ORDER_CLASSES",
+    "ORDER_COLOURS",
+    "order_segment_lengths",
     "generate_dataset",
     "render_clip",
     "write_video",
@@ -57,6 +76,9 @@ TEMPORAL_CLASSES = (
     "rotating counter-clockwise",
 )
 SCENE_CLASSES = ("horizontal stripes", "vertical stripes", "checkerboard", "rings")
+ORDER_COLOURS = ("red", "green", "blue")
+_ORDER_PERMS = tuple(itertools.permutations(range(3)))  # class k shows the objects in order _ORDER_PERMS[k]
+ORDER_CLASSES = tuple(", ".join(ORDER_COLOURS[i] for i in p) for p in _ORDER_PERMS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -269,6 +291,8 @@ def render_clip(task: str, label: int, seed: Sequence[int] | int, size: int = 64
                 num_distractors: int = 0) -> np.ndarray:
     """The frames ``(T, size, size, 3)`` uint8 of one generated clip (deterministic for ``seed``)."""
     rng = np.random.default_rng(seed)
+    if task == "order":
+        return _render_order(label, rng, size, num_frames, num_distractors)
     if task == "temporal":
         bg = _background(rng, size)
         motion = label
@@ -276,7 +300,7 @@ def render_clip(task: str, label: int, seed: Sequence[int] | int, size: int = 64
         bg = _scene_background(rng, size, label)
         motion = int(rng.integers(len(TEMPORAL_CLASSES)))
     else:
-        raise ValueError(f"unknown task {task!r}; expected 'temporal' or 'scene'")
+        raise ValueError(f"unknown task {task!r}; expected 'temporal', 'scene' or 'order'")
     bg_mean = bg.reshape(-1, 3).mean(0)
     colour = _bright_colour(rng) if task == "temporal" else _contrasting_colour(rng, bg_mean)
     radius = rng.uniform(0.16, 0.24) * size
@@ -305,6 +329,58 @@ def render_clip(task: str, label: int, seed: Sequence[int] | int, size: int = 64
             a = angle - omega * t
         m = _shape_mask(size, x % size, y % size, radius, a)[..., None]
         out[t] = np.clip(base * (1 - m) + colour * m, 0, 255).round().astype(np.uint8)
+    return out
+
+
+def order_segment_lengths(num_frames: int) -> tuple[int, int, int]:
+    """The frames per object of the order task, before the per-clip permutation: ``(b - 1, b, b + 1)``
+    for ``num_frames = 3 b``, one or two extra frames going to the longer segments."""
+    if num_frames < 6:
+        raise ValueError(f"the order task needs num_frames >= 6 (two per object), got {num_frames}")
+    b, r = divmod(num_frames, 3)
+    return b - 1, b + int(r >= 1), b + 1 + int(r >= 2)
+
+
+def _primary_colour(rng: np.random.Generator, channel: int) -> np.ndarray:
+    """A saturated red/green/blue (``channel``) with a little hue jitter: unmistakable for every other."""
+    c = rng.uniform(0, 70, 3)
+    c[channel] = rng.uniform(200, 255)
+    return c
+
+
+def _render_order(label: int, rng: np.random.Generator, size: int, num_frames: int,
+                  num_distractors: int) -> np.ndarray:
+    if not 0 <= label < len(ORDER_CLASSES):
+        raise ValueError(f"label must be in [0, {len(ORDER_CLASSES)}), got {label}")
+    lengths = np.array(order_segment_lengths(num_frames))
+    bg = _background(rng, size)
+    # Everything about an object -- colour, size, pose, drift, and how many frames it is shown -- is drawn
+    # per object in a fixed order, independently of the label: the label only orders the segments.
+    objects = []
+    for k in range(3):
+        colour = _primary_colour(rng, k)
+        radius = rng.uniform(0.16, 0.24) * size
+        cx, cy = rng.uniform(0, size, 2)
+        angle = rng.uniform(0, 2 * np.pi)
+        heading = rng.uniform(0, 2 * np.pi)
+        speed = rng.uniform(0, 0.02) * size          # a slight drift (pixels per frame) ...
+        spin = math.radians(rng.uniform(-5, 5))     # ... and spin (radians per frame)
+        objects.append((colour, radius, cx, cy, angle, speed * math.cos(heading), speed * math.sin(heading), spin))
+    frames_per_object = lengths[rng.permutation(3)]
+    base = bg.copy()
+    for _ in range(num_distractors):  # static grey shapes: never confused with the coloured objects
+        col = rng.uniform(150, 230) + rng.uniform(-8, 8, 3)
+        r, (x, y), a = rng.uniform(0.12, 0.2) * size, rng.uniform(0, size, 2), rng.uniform(0, 2 * np.pi)
+        m = _shape_mask(size, x, y, r, a)[..., None]
+        base = base * (1 - m) + col * m
+    out = np.empty((num_frames, size, size, 3), dtype=np.uint8)
+    t = 0
+    for k in _ORDER_PERMS[label]:
+        colour, radius, cx, cy, angle, vx, vy, spin = objects[k]
+        for j in range(int(frames_per_object[k])):  # j: frames since the object appeared
+            m = _shape_mask(size, (cx + vx * j) % size, (cy + vy * j) % size, radius, angle + spin * j)[..., None]
+            out[t] = np.clip(base * (1 - m) + colour * m, 0, 255).round().astype(np.uint8)
+            t += 1
     return out
 
 
@@ -348,14 +424,16 @@ def generate_dataset(
     ``overwrite``. Returns ``{"root", "train_list", "val_list", "labels_file", "num_classes"}`` -- the
     fields to put into a ``DataConfig``.
     """
-    names = {"temporal": TEMPORAL_CLASSES, "scene": SCENE_CLASSES}.get(task)
+    names = {"temporal": TEMPORAL_CLASSES, "scene": SCENE_CLASSES, "order": ORDER_CLASSES}.get(task)
     if names is None:
-        raise ValueError(f"unknown task {task!r}; expected 'temporal' or 'scene'")
+        raise ValueError(f"unknown task {task!r}; expected 'temporal', 'scene' or 'order'")
     chosen = list(range(len(names))) if classes is None else [int(c) for c in classes]
     if not chosen or any(not 0 <= c < len(names) for c in chosen) or len(set(chosen)) != len(chosen):
         raise ValueError(f"classes must be distinct indices into {list(names)}")
     if size < 16 or num_frames < 2:
         raise ValueError("size must be >= 16 and num_frames >= 2")
+    if task == "order":
+        order_segment_lengths(num_frames)  # needs >= 6 frames
     out_dir = os.path.abspath(os.path.expanduser(out_dir))
     meta = {"task": task, "num_train": num_train, "num_val": num_val, "seed": seed, "size": size,
             "num_frames": num_frames, "fps": fps, "codec": codec, "num_distractors": num_distractors,
