@@ -114,8 +114,9 @@ class HUniFormerBlock(GlobalUniFormerBlock):
             if self.gamma_3 is not None:
                 fast = fast * self.gamma_3
             # Recovery: dropped tokens get the representative token's update, kept ones return home.
-            tokens = (tokens + fast).scatter(1, keep.unsqueeze(-1).expand(-1, -1, C), seq[:, 1:-1])
-            kept_scores = (1 - m) * scores.gather(1, keep) + m * row[:, 1:-1]
+            # (under autocast the branch outputs may come back in another dtype than the tokens)
+            tokens = (tokens + fast).scatter(1, keep.unsqueeze(-1).expand(-1, -1, C), seq[:, 1:-1].to(tokens.dtype))
+            kept_scores = (1 - m) * scores.gather(1, keep) + m * row[:, 1:-1].to(scores.dtype)
             scores = scores.scatter(1, keep, kept_scores)
             score_token = seq[:, :1]
         x = tokens.view(B, *S, C)

@@ -1,0 +1,71 @@
+"""Entry points behind ``videoformers train`` and ``videoformers eval``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .config import Config
+from .distributed import EvalSampler, cleanup_distributed, init_distributed
+from .evaluator import evaluate, write_eval_outputs
+from .state import SeededDataset
+from .trainer import Trainer, build_model, dataset_paths, fill_data_defaults
+
+__all__ = ["train", "evaluate_checkpoint"]
+
+
+def train(cfg: Config, **hooks) -> dict:
+    """Train ``cfg`` (see :class:`~videoformers.engine.trainer.Trainer`); returns the run summary."""
+    trainer = Trainer(cfg, **hooks)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()
+
+
+def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
+    """Multi-view evaluation of ``cfg.eval.checkpoint`` on ``cfg.eval.split``; writes
+    ``metrics.json``, ``predictions.csv`` and ``confusion_matrix.png`` into ``train.output_dir``."""
+    from videoformers.checkpoints import load_checkpoint, read_checkpoint
+    from videoformers.data import build_dataset
+
+    if not cfg.eval.checkpoint:
+        raise ValueError("evaluation needs a checkpoint: videoformers eval CONFIG checkpoint=PATH")
+    if cfg.eval.split not in ("val", "test"):
+        raise ValueError(f"eval.split must be 'val' or 'test', got {cfg.eval.split!r}")
+    info = init_distributed(cfg.train.device)
+    try:
+        cfg = fill_data_defaults(cfg)
+        obj, _ = read_checkpoint(cfg.eval.checkpoint)
+        ours = isinstance(obj, dict) and "model" in obj and "num_classes" in obj
+        ds = build_dataset(cfg.data, cfg.eval.split)
+        classes = list(getattr(ds, "classes", None) or (obj.get("classes") if ours else None) or [])
+        num_classes = int(cfg.model.num_classes or (obj["num_classes"] if ours else 0)
+                          or getattr(ds, "num_classes", 0) or len(classes))
+        model = build_model(cfg, num_classes)
+        weights = obj
+        used_ema = False
+        if ours and cfg.eval.use_ema and obj.get("ema"):
+            weights, used_ema = obj["ema"], True
+        load_checkpoint(model, weights, strict=True)
+        model.to(info.device).eval()
+        eb = cfg.eval.batch_size or cfg.train.batch_size
+        loader = torch.utils.data.DataLoader(
+            SeededDataset(ds, cfg.train.seed + 1), batch_size=eb,
+            sampler=EvalSampler(len(ds), info.world_size, info.rank),
+            num_workers=int(cfg.data.num_workers or 0), pin_memory=info.device.type == "cuda",
+            generator=torch.Generator().manual_seed(cfg.train.seed),
+        )
+        res = evaluate(model, loader, info.device, info, cfg.train.amp, cfg.eval.view_average,
+                       cfg.eval.max_batches, progress=cfg.train.progress, desc=f"eval {cfg.eval.split}")
+        metrics = res.metrics(num_classes, classes or None)
+        payload = {k: v for k, v in metrics.items()}
+        if info.is_main and write:
+            payload = write_eval_outputs(Path(cfg.train.output_dir), res, metrics, classes or None, dataset_paths(ds),
+                                         extra={"checkpoint": str(cfg.eval.checkpoint), "ema": used_ema,
+                                                "split": cfg.eval.split, "model": cfg.model.name,
+                                                "view_average": cfg.eval.view_average})
+        return payload
+    finally:
+        cleanup_distributed(info)

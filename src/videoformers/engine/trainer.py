@@ -1,0 +1,686 @@
+"""The training loop: one code path for 1 process or many (torchrun), CPU or GPU.
+
+``Trainer(cfg).fit()`` builds the datasets (:func:`videoformers.data.build_dataset`), the model
+(:func:`videoformers.create_model`), wraps it (SyncBatchNorm, gradient checkpointing, DDP or
+FSDP2, ``torch.compile``), trains with AMP / gradient accumulation / clipping / EMA, validates,
+writes checkpoints atomically, and at the end evaluates the best checkpoint into
+``metrics.json``, ``predictions.csv`` and ``confusion_matrix.png``.
+
+Files in ``train.output_dir``::
+
+    config.yaml            the resolved configuration
+    checkpoint_last.pth    every epoch (and every ``save_every_steps``), enough to resume exactly
+    checkpoint_best.pth    best validation top-1
+    log.jsonl              one JSON record per logged step ("train") and per validation ("val")
+    curves.png             loss, accuracy and learning rate
+    metrics.json, predictions.csv, confusion_matrix.png   final evaluation
+    tb/                    TensorBoard events (when tensorboard is installed)
+
+Resume (``train.resume=auto`` or a path) restores model, optimiser, schedule, grad scaler, EMA,
+epoch, step, the position in the epoch and every process's RNG states, so the resumed run
+reproduces the loss curve of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+
+from videoformers.checkpoints import save_checkpoint_atomic
+from videoformers.data import BrokenDataError as _DataBrokenError
+from videoformers.registry import create_model, get_model_card
+
+from .config import Config, config_to_dict, dump_config
+from .distributed import (
+    EvalSampler,
+    TrainSampler,
+    all_gather_objects,
+    all_reduce_sum,
+    apply_fsdp2,
+    cleanup_distributed,
+    convert_sync_batchnorm,
+    init_distributed,
+)
+from .evaluator import EvalResult, autocast_context, evaluate, write_eval_outputs
+from .losses import compute_loss, main_logits
+from .metrics import plot_curves, read_jsonl
+from .optim import WarmupCosineSchedule, build_optimizer, effective_lr
+from .state import ModelEma, SeededDataset, get_rng_state, seed_everything, set_rng_state
+
+__all__ = ["Trainer", "BrokenDataError", "build_datasets", "build_model", "fill_data_defaults", "dataset_paths"]
+
+CKPT_VERSION = 1
+
+
+class BrokenDataError(_DataBrokenError):
+    """More undecodable samples than ``data.max_broken_fraction`` allows, counted over all
+    processes and workers (the dataset's own check is per process)."""
+
+
+def fill_data_defaults(cfg: Config) -> Config:
+    """Mean/std from the model card when the data section leaves them ``None``."""
+    import dataclasses
+
+    data = cfg.data
+    if data.mean is None or data.std is None:
+        try:
+            card = get_model_card(cfg.model.name)
+            data = dataclasses.replace(data, mean=data.mean or card.mean, std=data.std or card.std)
+        except ValueError:
+            pass  # a model injected through the Python API; the dataset uses its own default
+    return dataclasses.replace(cfg, data=data)
+
+
+def build_datasets(cfg: Config, splits: Sequence[str] = ("train", "val")) -> dict[str, Dataset | None]:
+    from videoformers.data import build_dataset
+
+    out: dict[str, Dataset | None] = {}
+    for split in splits:
+        listed = getattr(cfg.data, f"{split}_list", None)
+        if split != "train" and not listed and cfg.data.dataset in ("list", "csv", "rawframes"):
+            out[split] = None
+            continue
+        out[split] = build_dataset(cfg.data, split)
+    return out
+
+
+def _accepted_overrides(name: str) -> frozenset[str] | None:
+    try:
+        from videoformers.registry import _entry
+
+        return _entry(name).accepts
+    except Exception:
+        return None
+
+
+def build_model(cfg: Config, num_classes: int) -> nn.Module:
+    """``create_model(cfg.model.name, ...)`` with the common fields filled from the data section."""
+    m = cfg.model
+    kw: dict[str, Any] = dict(m.overrides)
+    accepts = _accepted_overrides(m.name)
+    common = {
+        "num_classes": num_classes,
+        "num_frames": m.num_frames or cfg.data.num_frames,
+        "img_size": m.img_size or cfg.data.img_size,
+    }
+    if m.drop_path_rate is not None:
+        common["drop_path_rate"] = m.drop_path_rate
+    for k, v in common.items():
+        explicit = (k == "num_classes") or getattr(m, k, None) is not None
+        if k in kw:
+            continue
+        if accepts is None or k in accepts or explicit:
+            kw[k] = v
+    model = create_model(m.name, **kw)
+    if m.pretrained:
+        from videoformers.checkpoints import load_checkpoint
+
+        report = load_checkpoint(model, m.pretrained, strict=m.pretrained_strict,
+                                 drop_head_on_mismatch=not m.pretrained_strict)
+        model.pretrained_report = report  # type: ignore[attr-defined]
+    return model
+
+
+def dataset_paths(ds: Any) -> list[str] | None:
+    """Video paths of a dataset when it exposes them (for ``predictions.csv``)."""
+    base = getattr(ds, "dataset", ds)
+    for attr in ("paths", "video_paths", "samples", "items", "videos"):
+        v = getattr(base, attr, None)
+        if isinstance(v, (list, tuple)) and v:
+            first = v[0]
+            if isinstance(first, (str, os.PathLike)):
+                return [str(p) for p in v]
+            if isinstance(first, (tuple, list)) and first and isinstance(first[0], (str, os.PathLike)):
+                return [str(p[0]) for p in v]
+            if isinstance(first, dict) and "path" in first:
+                return [str(p["path"]) for p in v]
+            if hasattr(first, "path"):
+                return [str(p.path) for p in v]
+    return None
+
+
+class Trainer:
+    """Train ``cfg`` end to end. ``model``/``train_dataset``/``val_dataset`` may be injected (an
+    ``nn.Module`` or a factory ``num_classes -> nn.Module``) to train something that is not in
+    the registry or data that is not on disk; everything else comes from ``cfg``."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        model: nn.Module | Callable[[int], nn.Module] | None = None,
+        train_dataset: Dataset | None = None,
+        val_dataset: Dataset | None = None,
+        classes: Sequence[str] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cfg = fill_data_defaults(cfg) if model is None else cfg
+        t = self.cfg.train
+        self.dist = init_distributed(t.device)
+        self.device = self.dist.device
+        self._print = log or print
+        self.out_dir = Path(t.output_dir)
+        if t.amp not in ("none", "bf16", "fp16"):
+            raise ValueError(f"train.amp must be 'none', 'bf16' or 'fp16', got {t.amp!r}")
+        if t.accum_steps < 1 or t.batch_size < 1:
+            raise ValueError("train.batch_size and train.accum_steps must be >= 1")
+        if t.fsdp and not self.dist.enabled:
+            self.log("train.fsdp needs several processes (torchrun); running unsharded")
+        if t.fsdp and t.ema_decay:
+            raise ValueError("train.ema_decay is not supported together with train.fsdp")
+
+        # ---- data
+        if train_dataset is None:
+            ds = build_datasets(self.cfg, ("train", "val"))
+            train_dataset, val_dataset = ds["train"], ds["val"] if val_dataset is None else val_dataset
+        if train_dataset is None or len(train_dataset) == 0:  # type: ignore[arg-type]
+            raise ValueError("the training set is empty; set data.train_list (and data.root)")
+        self.train_dataset = SeededDataset(train_dataset, t.seed)
+        self.val_dataset = SeededDataset(val_dataset, t.seed + 1) if val_dataset is not None else None
+        self.classes = list(classes or getattr(train_dataset, "classes", None) or [])
+        self.num_classes = int(self.cfg.model.num_classes or getattr(train_dataset, "num_classes", 0)
+                               or len(self.classes))
+        if self.num_classes <= 0:
+            raise ValueError("cannot tell the number of classes: set model.num_classes or data.labels_file")
+        if not self.classes:
+            self.classes = [str(i) for i in range(self.num_classes)]
+
+        # ---- model: identical initialisation on every rank (FSDP does not broadcast)
+        seed_everything(t.seed)
+        if model is None:
+            raw = build_model(self.cfg, self.num_classes)
+        elif isinstance(model, nn.Module):
+            raw = model
+        else:
+            raw = model(self.num_classes)
+        report = getattr(raw, "pretrained_report", None)
+        if report is not None:
+            self.log(f"pretrained weights from {self.cfg.model.pretrained}:\n{report}")
+        raw.to(self.device)
+        if t.sync_bn and self.dist.enabled:
+            raw = convert_sync_batchnorm(raw, self.device)
+        if self.cfg.model.grad_checkpointing:
+            if not hasattr(raw, "set_grad_checkpointing"):
+                raise ValueError(f"{type(raw).__name__} has no set_grad_checkpointing(); "
+                                 "set model.grad_checkpointing=false")
+            raw.set_grad_checkpointing(True)
+        self.raw_model = raw
+        self.model_label = self.cfg.model.name if model is None else getattr(raw, "model_name", type(raw).__name__)
+        self.fsdp = bool(t.fsdp and self.dist.enabled)
+        if self.fsdp:
+            self.model = apply_fsdp2(raw, t.amp)
+        elif self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            # Depth-wise 3D kernels (C, 1, k, k, k) get channels-last gradients whose only stride
+            # difference is on the size-1 axis: same memory layout, so DDP's warning is noise.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+
+            self.model = DDP(raw, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                             find_unused_parameters=t.find_unused_parameters)
+        else:
+            self.model = raw
+        self.forward_model = torch.compile(self.model) if t.compile else self.model
+        # Per-rank randomness for dropout / drop path / mixup from here on.
+        seed_everything(t.seed + self.dist.rank)
+
+        # ---- loaders
+        self.train_sampler = TrainSampler(len(self.train_dataset), self.dist.world_size, self.dist.rank, True, t.seed)
+        self.train_loader = self._loader(self.train_dataset, self.train_sampler, t.batch_size, drop_last=True)
+        n_batches = len(self.train_sampler) // t.batch_size
+        if t.max_train_batches:
+            n_batches = min(n_batches, t.max_train_batches)
+        self.steps_per_epoch = n_batches // t.accum_steps
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"an epoch has no optimiser step: {len(self.train_dataset)} training videos over "
+                f"{self.dist.world_size} process(es) with batch {t.batch_size} x accumulation {t.accum_steps}; "
+                "lower train.batch_size"
+            )
+        self.micro_per_epoch = self.steps_per_epoch * t.accum_steps
+        self.total_steps = self.steps_per_epoch * t.epochs
+        self.val_loader = None
+        if self.val_dataset is not None and len(self.val_dataset) > 0:
+            eb = self.cfg.eval.batch_size or t.batch_size
+            self.val_loader = self._loader(self.val_dataset, EvalSampler(len(self.val_dataset), self.dist.world_size,
+                                                                        self.dist.rank), eb, drop_last=False)
+
+        # ---- optimisation
+        self.total_batch = t.batch_size * self.dist.world_size * t.accum_steps
+        self.base_lr = effective_lr(self.cfg.optim, self.total_batch)
+        self.optimizer = build_optimizer(raw, self.cfg.optim, self.base_lr)
+        o = self.cfg.optim
+        self.schedule = WarmupCosineSchedule(
+            self.optimizer, self.base_lr, self.total_steps, round(o.warmup_epochs * self.steps_per_epoch),
+            o.warmup_start_lr, o.min_lr, o.sched, o.cosine_after_warmup,
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=(t.amp == "fp16"))
+        self.ema = ModelEma(raw, t.ema_decay) if t.ema_decay else None
+        self.mixup = None
+        if t.mixup > 0 or t.cutmix > 0:
+            from videoformers.data import MixupCutmix
+
+            self.mixup = MixupCutmix(mixup_alpha=t.mixup, cutmix_alpha=t.cutmix, prob=t.mixup_prob,
+                                     switch_prob=t.mixup_switch_prob, label_smoothing=t.label_smoothing,
+                                     num_classes=self.num_classes)
+
+        # ---- state
+        self.epoch = 0            # current epoch
+        self.micro = 0            # micro-batches done in the current epoch
+        self.global_step = 0      # optimiser steps done
+        self.best_top1 = -1.0
+        self.best_epoch = -1
+        self.samples_seen = 0
+        self.samples_skipped = 0
+        self.step_losses: list[float] = []   # loss of every optimiser step of this process's run
+        self.stopped = False
+        self._stop_signal = False
+        self.records: list[dict] = []
+        self.tb = None
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
+        resume = t.resume
+        if resume == "auto":
+            p = self.out_dir / "checkpoint_last.pth"
+            resume = str(p) if p.is_file() else None
+        if resume:
+            self.load_training_state(resume)
+        if self.is_main:
+            self._open_logs()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
+    def log(self, msg: str) -> None:
+        if self.dist.is_main:
+            self._print(msg)
+
+    def _loader(self, ds: Dataset, sampler, batch_size: int, drop_last: bool) -> DataLoader:
+        nw = int(getattr(self.cfg.data, "num_workers", 0) or 0)
+        return DataLoader(
+            ds, batch_size=batch_size, sampler=sampler, num_workers=nw, drop_last=drop_last,
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            # A private generator: creating an iterator must not consume the global RNG (exact resume).
+            generator=torch.Generator().manual_seed(self.cfg.train.seed),
+            prefetch_factor=2 if nw > 0 else None,
+        )
+
+    def _open_logs(self) -> None:
+        path = self.out_dir / "log.jsonl"
+        # After a resume keep only what happened up to the checkpoint: a killed run may have
+        # logged steps past it, which the resumed run will log again.
+        old = [r for r in read_jsonl(path) if r.get("step", 0) <= self.global_step]
+        path.write_text("".join(json.dumps(r) + "\n" for r in old))
+        self.records = old
+        self._log_file = open(path, "a", buffering=1)
+        if self.cfg.train.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.global_step + 1 if self.global_step else None)
+            except Exception:  # tensorboard not installed
+                self.tb = None
+
+    def _record(self, rec: dict) -> None:
+        if not self.is_main:
+            return
+        rec = {k: (round(v, 8) if isinstance(v, float) else v) for k, v in rec.items()}
+        self.records.append(rec)
+        self._log_file.write(json.dumps(rec) + "\n")
+        if self.tb is not None:
+            prefix = rec.get("type", "train")
+            for k, v in rec.items():
+                if k not in ("type", "epoch", "step", "time") and isinstance(v, (int, float)) and v is not None:
+                    self.tb.add_scalar(f"{prefix}/{k}", v, rec["step"])
+
+    def _plot(self, force: bool = False) -> None:
+        """Redraw curves.png -- at most every two minutes during training (drawing costs ~1 s)."""
+        now = time.monotonic()
+        if self.is_main and self.records and (force or now - getattr(self, "_last_plot", -1e9) >= 120):
+            plot_curves(self.out_dir / "curves.png", self.records)
+            self._last_plot = now
+
+    def _close_logs(self) -> None:
+        if self.is_main:
+            if getattr(self, "_log_file", None) is not None:
+                self._log_file.close()
+                self._log_file = None
+            if self.tb is not None:
+                self.tb.close()
+                self.tb = None
+
+    # ------------------------------------------------------------------ checkpoints
+    def _model_state_dict(self) -> dict:
+        if self.fsdp:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+            return get_model_state_dict(self.raw_model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return {k: v.detach().cpu() for k, v in self.raw_model.state_dict().items()}
+
+    def _optim_state_dict(self) -> dict:
+        if self.fsdp:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+            return get_optimizer_state_dict(self.raw_model, self.optimizer,
+                                            options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return self.optimizer.state_dict()
+
+    def training_state(self) -> dict:
+        """Everything a resume needs (collective under DDP/FSDP: call on every rank)."""
+        return {
+            "version": CKPT_VERSION,
+            "model": self._model_state_dict(),
+            "optimizer": self._optim_state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "epoch": self.epoch,
+            "micro_in_epoch": self.micro,
+            "global_step": self.global_step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "best_top1": self.best_top1,
+            "best_epoch": self.best_epoch,
+            "samples_seen": self.samples_seen,
+            "samples_skipped": self.samples_skipped,
+            "rng": all_gather_objects(get_rng_state(), self.dist),
+            "world_size": self.dist.world_size,
+            "total_batch": self.total_batch,
+            "model_name": self.cfg.model.name,
+            "num_classes": self.num_classes,
+            "classes": self.classes,
+            "config": config_to_dict(self.cfg),
+        }
+
+    def save(self, name: str, state: dict | None = None) -> Path:
+        state = state if state is not None else self.training_state()
+        path = self.out_dir / name
+        if self.is_main:
+            save_checkpoint_atomic(state, path)
+        if self.dist.enabled:
+            dist.barrier()
+        return path
+
+    def load_training_state(self, path: str | os.PathLike) -> None:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(ck, dict) or "optimizer" not in ck or "model" not in ck:
+            raise ValueError(f"{path} is not a training checkpoint of this engine (use model.pretrained to "
+                             "initialise from weights only)")
+        if ck.get("steps_per_epoch") not in (None, self.steps_per_epoch):
+            raise ValueError(
+                f"cannot resume {path} exactly: it has {ck['steps_per_epoch']} optimiser steps per epoch, this run "
+                f"{self.steps_per_epoch} (different batch size, number of processes or dataset)"
+            )
+        if self.fsdp:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+                set_optimizer_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True)
+            set_model_state_dict(self.raw_model, ck["model"], options=opts)
+            set_optimizer_state_dict(self.raw_model, self.optimizer, ck["optimizer"], options=opts)
+        else:
+            self.raw_model.load_state_dict(ck["model"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+        self.schedule.load_state_dict(ck["scheduler"])
+        if ck.get("scaler"):
+            self.scaler.load_state_dict(ck["scaler"])
+        if self.ema is not None and ck.get("ema") is not None:
+            self.ema.load_state_dict(ck["ema"])
+        self.epoch, self.micro, self.global_step = int(ck["epoch"]), int(ck["micro_in_epoch"]), int(ck["global_step"])
+        if self.micro >= self.micro_per_epoch:
+            self.epoch, self.micro = self.epoch + 1, 0
+        self.best_top1, self.best_epoch = float(ck.get("best_top1", -1)), int(ck.get("best_epoch", -1))
+        self.samples_seen = int(ck.get("samples_seen", 0))
+        self.samples_skipped = int(ck.get("samples_skipped", 0))
+        rng = ck.get("rng") or []
+        if len(rng) == self.dist.world_size:
+            set_rng_state(rng[self.dist.rank])
+        else:
+            self.log(f"warning: checkpoint saved by {len(rng)} process(es), resuming on {self.dist.world_size}: "
+                     "RNG states are re-seeded, the run continues but not bit-exactly")
+        self.log(f"resumed from {path}: epoch {self.epoch}, step {self.global_step} "
+                 f"({self.micro} micro-batches into the epoch)")
+
+    # ------------------------------------------------------------------ training
+    def _check_broken(self, final: bool = False) -> None:
+        seen, skipped = all_reduce_sum([self.samples_seen, self.samples_skipped], self.dist)
+        attempts = seen + skipped
+        limit = float(getattr(self.cfg.data, "max_broken_fraction", 1.0))
+        if skipped and (attempts >= 64 or final) and skipped / attempts > limit:
+            raise BrokenDataError(
+                f"{int(skipped)} of {int(attempts)} training samples ({100 * skipped / attempts:.1f}%) could not be "
+                f"decoded and were replaced, more than data.max_broken_fraction={limit}; fix or remove the broken "
+                "files (the data loader's warnings name them) or raise the limit"
+            )
+
+    def _install_signal_handler(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        prev = signal.getsignal(signal.SIGTERM)
+
+        def handler(signum, frame):  # preemption: finish the step, save, exit cleanly
+            self._stop_signal = True
+
+        signal.signal(signal.SIGTERM, handler)
+        return lambda: signal.signal(signal.SIGTERM, prev)
+
+    def _should_stop(self) -> bool:
+        flag = self._stop_signal
+        if self.dist.enabled:
+            flag = bool(all_reduce_sum([float(flag)], self.dist)[0] > 0)
+        return flag
+
+    def train_one_epoch(self) -> bool:
+        """Train the rest of ``self.epoch``; returns False if the run was stopped mid-epoch."""
+        t, epoch = self.cfg.train, self.epoch
+        self.forward_model.train()
+        start = self.micro
+        self.train_sampler.set_epoch(epoch, start * t.batch_size)
+        self.train_dataset.epoch = epoch
+        self.train_loader.generator.manual_seed(t.seed + epoch)  # type: ignore[union-attr]
+        accum = t.accum_steps
+        n_left = self.micro_per_epoch - start
+        bar = None
+        if t.progress and self.is_main:
+            from tqdm.auto import tqdm
+
+            # disable=None: no bar when stderr is not a terminal (log files get the per-epoch lines)
+            bar = tqdm(total=n_left, desc=f"epoch {epoch + 1}/{t.epochs}", dynamic_ncols=True, leave=False,
+                       mininterval=1.0, unit="batch", disable=None)
+        t0 = time.perf_counter()
+        clips, correct, counted = 0, 0, 0
+        loss_sum, loss_n = 0.0, 0
+        step_loss = 0.0
+        it = iter(self.train_loader)
+        for i in range(start, self.micro_per_epoch):
+            batch = next(it)
+            x = batch["video"].to(self.device, non_blocking=True)
+            y = batch["label"]
+            y = {k: v.to(self.device) for k, v in y.items()} if isinstance(y, dict) else y.to(self.device)
+            if "num_skipped" in batch:
+                self.samples_skipped += int(torch.as_tensor(batch["num_skipped"]).sum())
+            self.samples_seen += x.shape[0]
+            target = y
+            if self.mixup is not None:
+                x, target = self.mixup(x, y)
+            last_micro = (i + 1) % accum == 0
+            sync = contextlib.nullcontext()
+            if not last_micro and not self.fsdp and isinstance(self.model, nn.parallel.DistributedDataParallel):
+                sync = self.model.no_sync()
+            with sync:
+                with autocast_context(self.device, t.amp):
+                    out = self.forward_model(x)
+                loss = compute_loss(out, target, 0.0 if self.mixup is not None else t.label_smoothing,
+                                    t.output_weights)
+                self.scaler.scale(loss / accum).backward()
+            step_loss += float(loss.detach()) / accum
+            logits = main_logits(out)
+            if logits is not None and not isinstance(y, dict):
+                correct += int((logits.detach().argmax(1) == y).sum())
+                counted += y.numel()
+            clips += x.shape[0]
+            self.micro = i + 1
+            if bar is not None:
+                bar.update(1)
+            if not last_micro:
+                continue
+            if not math.isfinite(step_loss):
+                raise FloatingPointError(f"loss is {step_loss} at epoch {epoch}, step {self.global_step}; "
+                                         "lower optim.lr, enable optim.clip_grad or use train.amp=bf16 instead of fp16")
+            if self.cfg.optim.clip_grad:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.optim.clip_grad)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            lr = self.optimizer.param_groups[0]["lr"] / self.optimizer.param_groups[0].get("lr_scale", 1.0)
+            self.schedule.step()
+            if self.ema is not None:
+                self.ema.update(self.raw_model)
+            self.global_step += 1
+            self.step_losses.append(step_loss)
+            loss_sum += step_loss
+            loss_n += 1
+            elapsed = time.perf_counter() - t0
+            rate = clips * self.dist.world_size / max(elapsed, 1e-9)
+            if bar is not None:
+                remaining = (self.total_steps - self.global_step) * accum * t.batch_size * self.dist.world_size
+                bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}",
+                                run_eta=_fmt_time(remaining / max(rate, 1e-9)), refresh=False)
+            if t.log_every and (self.global_step % t.log_every == 0 or self.micro == self.micro_per_epoch):
+                mean_loss, c, n = all_reduce_sum([step_loss, correct, counted], self.dist)
+                self._record({
+                    "type": "train", "epoch": epoch, "step": self.global_step, "loss": mean_loss / self.dist.world_size,
+                    "loss_avg": loss_sum / max(loss_n, 1), "lr": lr,
+                    "train_top1": (100.0 * c / n) if (n and self.mixup is None) else None,
+                    "clips_per_s": rate, "time": time.time(),
+                })
+                self._check_broken()
+            step_loss = 0.0
+            if t.save_every_steps and self.global_step % t.save_every_steps == 0 and self.micro < self.micro_per_epoch:
+                self.save("checkpoint_last.pth")
+            if t.stop_after_steps is not None and self.global_step >= t.stop_after_steps:
+                self.stopped = True
+            elif self._should_stop():
+                self.stopped = True
+                self.log(f"SIGTERM: stopping at step {self.global_step}, checkpoint saved")
+            if self.stopped and self.micro < self.micro_per_epoch:
+                self.save("checkpoint_last.pth")
+                break  # at the end of an epoch fit() validates and saves before stopping
+        if bar is not None:
+            bar.close()
+        self._check_broken(final=True)
+        loss_sum, loss_n = all_reduce_sum([loss_sum, loss_n], self.dist)  # the epoch's mean over all processes
+        self.epoch_train = {"loss": loss_sum / max(loss_n, 1), "clips_per_s": clips * self.dist.world_size /
+                            max(time.perf_counter() - t0, 1e-9), "seconds": time.perf_counter() - t0,
+                            "train_top1": (100.0 * correct / counted) if counted and self.mixup is None else None}
+        return self.micro == self.micro_per_epoch
+
+    def eval_model(self) -> nn.Module:
+        if self.ema is not None:
+            return self.ema.module
+        return self.model if self.fsdp else self.raw_model
+
+    def validate(self, progress: bool | None = None) -> tuple[EvalResult, dict] | None:
+        if self.val_loader is None:
+            return None
+        self.val_dataset.epoch = 0  # type: ignore[union-attr]
+        res = evaluate(self.eval_model(), self.val_loader, self.device, self.dist, self.cfg.train.amp,
+                       self.cfg.eval.view_average, self.cfg.eval.max_batches,
+                       progress=self.cfg.train.progress if progress is None else progress, desc="validate")
+        return res, res.metrics(self.num_classes, self.classes)
+
+    def fit(self) -> dict:
+        """Train to ``train.epochs`` (or until stopped), validating and checkpointing; returns a summary."""
+        t = self.cfg.train
+        restore = self._install_signal_handler()
+        t_start = time.perf_counter()
+        final: dict = {}
+        try:
+            self.log(f"training {self.model_label} ({sum(p.numel() for p in self.raw_model.parameters()) / 1e6:.2f}M "
+                     f"params) on {self.device} x {self.dist.world_size}, {len(self.train_dataset)} train videos, "
+                     f"{self.steps_per_epoch} steps/epoch, total batch {self.total_batch}, lr {self.base_lr:.3g}")
+            while self.epoch < t.epochs:
+                if not self.train_one_epoch():
+                    break
+                epoch = self.epoch
+                et = self.epoch_train
+                msg = (f"epoch {epoch + 1}/{t.epochs}  loss {et['loss']:.4f}  "
+                       f"{et['clips_per_s']:.1f} clips/s  {et['seconds']:.1f}s")
+                is_eval_epoch = self.val_loader is not None and (
+                    (t.eval_every and (epoch + 1) % t.eval_every == 0) or epoch + 1 == t.epochs)
+                improved = False
+                if is_eval_epoch:
+                    _, m = self.validate()
+                    self._record({"type": "val", "epoch": epoch + 1, "step": self.global_step, "top1": m["top1"],
+                                  "top5": m["top5"], "mean_class_acc": m["mean_class_acc"], "loss": m["loss"],
+                                  "time": time.time()})
+                    if m["top1"] > self.best_top1:
+                        self.best_top1, self.best_epoch, improved = m["top1"], epoch + 1, True
+                    msg += f"  val top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  (best {self.best_top1:.2f})"
+                self.epoch, self.micro = epoch + 1, 0
+                state = self.training_state()
+                self.save("checkpoint_last.pth", state)
+                if improved or (self.val_loader is None and self.epoch == t.epochs):
+                    self.save("checkpoint_best.pth", state)
+                self.log(msg)
+                self._plot()
+                if self.stopped:
+                    break
+            self._plot(force=True)
+            if not self.stopped and t.final_eval and self.val_loader is not None:
+                final = self.final_evaluation()
+        finally:
+            restore()
+            self._close_logs()
+        return {"stopped": self.stopped, "epoch": self.epoch, "global_step": self.global_step,
+                "best_top1": self.best_top1, "best_epoch": self.best_epoch,
+                "seconds": time.perf_counter() - t_start, "metrics": final}
+
+    def final_evaluation(self) -> dict:
+        """Evaluate the best checkpoint (or the current weights) into the run's output files."""
+        best = self.out_dir / "checkpoint_best.pth"
+        source = "current weights"
+        if best.is_file() and not self.fsdp:
+            ck = torch.load(best, map_location="cpu", weights_only=True)
+            target = self.ema.module if self.ema is not None else self.raw_model
+            target.load_state_dict(ck["ema"] if self.ema is not None and ck.get("ema") else ck["model"])
+            source = str(best)
+        res, m = self.validate()
+        payload = {}
+        if self.is_main:
+            payload = write_eval_outputs(self.out_dir, res, m, self.classes, dataset_paths(self.val_dataset),
+                                         extra={"checkpoint": source, "split": "val", "model": self.cfg.model.name,
+                                                "view_average": self.cfg.eval.view_average})
+            self.log(f"final evaluation ({source}): top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  "
+                     f"mean class acc {m['mean_class_acc']:.2f}  over {m['num_samples']} videos x {m['num_views']} views")
+        return payload
+
+    def close(self) -> None:
+        self._close_logs()
+        cleanup_distributed(self.dist)
+
+
+def _fmt_time(s: float) -> str:
+    s = int(max(s, 0))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
