@@ -201,7 +201,7 @@ def run_demo(output_dir: str | os.PathLike = "runs/demo", data_dir: str | os.Pat
     t_train = time.perf_counter() - t0
     final = summary.get("metrics") or {}
 
-    log("[3/4] temporal sanity check: the same validation clips with their frames shuffled ...")
+    log("[3/4] temporal sanity check: the validation clips again, frames shuffled / one frame repeated ...")
     t0 = time.perf_counter()
     val = build_dataset(cfg.data, "val")
     classes = list(val.classes)
