@@ -42,9 +42,9 @@ def default_data_dir() -> Path:
     return Path(base) / "synthetic_temporal"
 
 
-class ShuffledFrames(Dataset):
-    """Wraps a dataset and permutes the time axis of every item's video with a fixed permutation
-    per item (``(C, T, H, W)`` or ``(V, C, T, H, W)``): motion is destroyed, every frame is kept."""
+class _TimeIndexed(Dataset):
+    """Wraps a dataset and re-indexes the time axis of every item's video (``(C, T, H, W)`` or
+    ``(V, C, T, H, W)``) with frame indices drawn per item from a fixed seed."""
 
     def __init__(self, dataset: Dataset, seed: int = 0) -> None:
         self.dataset, self.seed = dataset, seed
@@ -52,38 +52,34 @@ class ShuffledFrames(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
+    def _indices(self, t: int, g: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
     def __getitem__(self, i: int) -> dict:
         item = dict(self.dataset[i])
         v = item["video"]
-        t = v.shape[-3]
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(i))
+        item["video"] = v.index_select(v.ndim - 3, self._indices(v.shape[-3], g))
+        return item
+
+
+class ShuffledFrames(_TimeIndexed):
+    """A fixed permutation of the frames per item: motion/order is destroyed, every frame is kept."""
+
+    def _indices(self, t: int, g: torch.Generator) -> torch.Tensor:
         perm = torch.randperm(t, generator=g)
         while t > 1 and torch.equal(perm, torch.arange(t)):
             perm = torch.randperm(t, generator=g)
-        item["video"] = v.index_select(v.ndim - 3, perm)
-        return item
+        return perm
 
 
-class FrozenFrame(Dataset):
-    """Wraps a dataset and replaces every frame of an item's video by one of its frames, drawn at
-    random per item (fixed seed): appearance is kept, all temporal information is gone. A fixed
-    position (e.g. the middle) would leak the label in the order task, where the object shown at a
-    given time narrows the order down."""
+class FrozenFrame(_TimeIndexed):
+    """Every frame replaced by one of the item's frames, drawn at random per item: appearance is
+    kept, all temporal information is gone. A fixed position (e.g. the middle) would leak the label
+    in the order task, where the object shown at a given time narrows the order down."""
 
-    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
-        self.dataset, self.seed = dataset, seed
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, i: int) -> dict:
-        item = dict(self.dataset[i])
-        v = item["video"]
-        t = v.shape[-3]
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(i))
-        k = int(torch.randint(t, (1,), generator=g))
-        item["video"] = v.narrow(v.ndim - 3, k, 1).expand_as(v).contiguous()
-        return item
+    def _indices(self, t: int, g: torch.Generator) -> torch.Tensor:
+        return torch.randint(t, (1,), generator=g).expand(t)
 
 
 def _scores(model, dataset, batch_size, device):
