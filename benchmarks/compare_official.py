@@ -74,13 +74,50 @@ def _step_fn(model: torch.nn.Module, x: torch.Tensor, train: bool, dtype: torch.
     return run
 
 
-def _peak_memory(fn: Callable, device: torch.device) -> float | None:
-    if device.type != "cuda":
+def _rss_peak_mib(fn: Callable) -> float | None:
+    """Process resident-set high-water mark during ``fn`` above the resident set before it (Linux:
+    writing 5 to /proc/self/clear_refs resets VmHWM). Everything the process touches counts:
+    allocator caching and kernel scratch included, with every fast path active."""
+    def field(name: str) -> float:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1]) / 1024
+        raise OSError(name)
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so earlier runs' pages do not hide growth
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        base = field("VmRSS")
+        fn()
+        return field("VmHWM") - base
+    except OSError:
         return None
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def _peak_memory(fn: Callable, device: torch.device) -> dict[str, float | None]:
+    """Peak memory of one step above what was allocated before it, MiB.
+
+    CUDA: ``max_memory_allocated``. CPU: ``tensors`` = peak bytes of live tensor storages (the
+    dispatch-mode tracker of ``videoformers bench``; under a dispatch mode our linear layers take
+    the ordinary ``aten`` path, which allocates the same tensors) and ``rss`` = the process's
+    resident-set high-water mark."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        return {"tensors": (torch.cuda.max_memory_allocated() - base) / 2**20, "rss": None}
+    from videoformers.tools.bench import _CpuPeak
+
+    with _CpuPeak() as peak:
+        fn()
+    return {"tensors": peak.peak_mb, "rss": _rss_peak_mib(fn)}
 
 
 def compare(args: argparse.Namespace) -> dict:
@@ -128,6 +165,7 @@ def compare(args: argparse.Namespace) -> dict:
             "ours_cpu_s": cmed["ours"], "authors_cpu_s": cmed["authors"], "speedup_cpu": cmed["authors"] / cmed["ours"],
             "ours_clips_per_s": args.batch / med["ours"], "authors_clips_per_s": args.batch / med["authors"],
             "ours_peak_mib": _peak_memory(fns["ours"], device), "authors_peak_mib": _peak_memory(fns["authors"], device),
+            "batch": args.batch,
             "all_s": times,
         }
     return results
@@ -158,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     for mode in ("inference", "train_step"):
         if mode in res:
             r = res[mode]
-            mem = "" if r["ours_peak_mib"] is None else f"  peak MiB ours {r['ours_peak_mib']:.0f} / authors {r['authors_peak_mib']:.0f}"
+            o, a = r["ours_peak_mib"], r["authors_peak_mib"]
+            mem = f"\n{'':13}peak MiB (tensors) ours {o['tensors']:.0f} / authors {a['tensors']:.0f}" + (
+                f"; process RSS high-water ours {o['rss']:.0f} / authors {a['rss']:.0f}" if o["rss"] is not None else "")
             print(f"  {mode:<11} ours {r['ours_s'] * 1e3:8.1f} ms  authors {r['authors_s'] * 1e3:8.1f} ms  "
                   f"speed-up x{r['speedup']:.2f} (CPU time: ours {r['ours_cpu_s'] * 1e3:.1f} ms, authors "
                   f"{r['authors_cpu_s'] * 1e3:.1f} ms, x{r['speedup_cpu']:.2f}){mem}")

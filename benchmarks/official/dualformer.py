@@ -216,7 +216,8 @@ class OfficialDualFormer(nn.Module):
 def build_official(repo: str, name: str = "dualformer_tiny", *, num_classes: int = 400,
                    dropout_ratio: float = 0.5, init_weights: bool = True, **overrides: Any) -> OfficialDualFormer:
     """The authors' ``DualFormer`` backbone (``OFFICIAL_CONFIGS[name]`` updated with ``overrides``,
-    which use the authors' constructor names: ``video_size``, ``embed_dims``, ``depths``, ...) plus
+    which use the authors' constructor names: ``video_size``, ``embed_dims``, ``depths``, ...; our
+    ``num_frames`` / ``img_size`` are translated into ``video_size``) plus
     the I3D head, from the clone at ``repo``.
 
     ``init_weights`` runs the backbone's own ``init_weights()`` (trunc-normal Linear, as MMAction2
@@ -225,6 +226,10 @@ def build_official(repo: str, name: str = "dualformer_tiny", *, num_classes: int
     if name not in OFFICIAL_CONFIGS:
         raise ValueError(f"unknown official model {name!r}; known: {sorted(OFFICIAL_CONFIGS)}")
     cfg = {**OFFICIAL_CONFIGS[name], **overrides}
+    if "num_frames" in cfg or "img_size" in cfg:  # our names (benchmarks/compare_official.py) -> theirs
+        t, h, w = cfg["video_size"]
+        size = cfg.pop("img_size", None)
+        cfg["video_size"] = (cfg.pop("num_frames", t), size or h, size or w)
     # The authors' constructor writes patch_size[0] into temporal_pooling[0]: hand it a fresh list.
     for key in ("embed_dims", "num_heads", "mlp_ratios", "depths", "temporal_pooling", "local_sizes", "fine_pysizes"):
         cfg[key] = list(cfg[key])

@@ -55,7 +55,18 @@ from torch.utils.checkpoint import checkpoint
 
 from videoformers.registry import IMAGENET_MEAN, IMAGENET_STD, ModelCard, register_model
 
-from .layers import Attention, DropPath, LayerNorm, Mlp, check_input, stochastic_depth_rates, to_ntuple, trunc_normal_init
+from .layers import (
+    Attention,
+    DropPath,
+    LayerNorm,
+    Linear,
+    Mlp,
+    check_input,
+    linear,
+    stochastic_depth_rates,
+    to_ntuple,
+    trunc_normal_init,
+)
 
 __all__ = [
     "DualFormer",
@@ -130,7 +141,7 @@ class PatchEmbed3d(nn.Module):
             x = x.reshape(B, T // pt, pt, H // ph, ph, W // pw, pw, C).permute(0, 1, 3, 5, 2, 4, 6, 7)
             x = x.reshape(B, T // pt, H // ph, W // pw, pt * ph * pw * C)
             w = self.proj.weight.permute(0, 2, 3, 4, 1).reshape(self.proj.out_channels, -1)
-            x = F.linear(x, w, self.proj.bias)
+            x = linear(x, w, self.proj.bias)
         else:
             x = self.proj(x).permute(0, 2, 3, 4, 1)
         return self.norm(x)
@@ -239,9 +250,9 @@ class GPAttention(nn.Module):
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
         self.attn_drop = float(attn_drop)
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.q = Linear(dim, dim, bias=qkv_bias)
+        self.kv = Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
         feat = to_ntuple(feat_size, 3)
         self.fine_kernel = _pool_kernel(feat, to_ntuple(fine_pysize, 3)) if fine_pysize is not None else (1, 1, 1)
@@ -413,7 +424,7 @@ class DualFormer(nn.Module):
         )
         self.norm = LayerNorm(dims[-1])
         self.head_drop = nn.Dropout(head_drop_rate) if head_drop_rate > 0 else nn.Identity()
-        self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.apply(trunc_normal_init)
         self._init_head()
 
@@ -430,7 +441,7 @@ class DualFormer(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self._init_head()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ one set of input checks for all papers.
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, Sequence
 
 import torch
@@ -14,6 +15,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
+    "Linear",
+    "linear",
+    "onednn_linear_enabled",
     "Attention",
     "DropPath",
     "Mlp",
@@ -28,6 +32,103 @@ __all__ = [
     "channels_last_linear",
     "stochastic_depth_rates",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear layers through oneDNN on CPU.
+#
+# PyTorch runs an fp32 ``F.linear`` on x86 CPUs through MKL's sgemm. On AMD CPUs MKL dispatches to a
+# generic code path: on the 2-core AMD EPYC (AVX-512) this library is developed on, sgemm reaches
+# ~80-95 GFLOP/s per core where oneDNN's JIT kernels (also bundled with every CPU build of torch,
+# used by inductor) reach ~200 (benchmarks/linear_backends.py). Every transformer in this
+# library spends 80-90% of its CPU time in linear layers, so they go through oneDNN whenever that is
+# safe: plain fp32 CPU tensors, no autocast, no compile/trace/export, no Python dispatch mode (a
+# FLOP counter or fake-tensor mode then sees the ordinary ``aten.linear``). Results equal F.linear's
+# up to fp32 summation order. ``VIDEOFORMERS_ONEDNN_LINEAR=0`` (or ``torch.backends.mkldnn.flags(
+# enabled=False)``) turns it off.
+# ---------------------------------------------------------------------------------------------
+
+def _onednn_op():
+    try:
+        return torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_ONEDNN_LINEAR = _onednn_op()
+_ENV_ENABLED = os.environ.get("VIDEOFORMERS_ONEDNN_LINEAR", "1").strip().lower() not in ("0", "false", "off", "no")
+_PLAIN = (torch.Tensor, nn.Parameter)
+
+
+def _autocast_on() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 spelling
+        return torch.is_autocast_cpu_enabled()
+
+
+def onednn_linear_enabled() -> bool:
+    """Whether :func:`linear` may use oneDNN at all (op present, not switched off)."""
+    return _ONEDNN_LINEAR is not None and _ENV_ENABLED and torch.backends.mkldnn.enabled
+
+
+def _use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    if not (_ONEDNN_LINEAR is not None and _ENV_ENABLED):
+        return False
+    if type(x) not in _PLAIN or type(weight) not in _PLAIN or (bias is not None and type(bias) not in _PLAIN):
+        return False  # DTensor (FSDP), fake/functional tensors, other subclasses
+    if x.device.type != "cpu" or weight.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if bias is not None and bias.dtype != torch.float32:
+        return False
+    if x.numel() == 0 or not torch.backends.mkldnn.enabled or _autocast_on():
+        return False
+    if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return False
+    if torch.onnx.is_in_onnx_export():
+        return False
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+    return _get_current_dispatch_mode() is None
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """``y = x W^T + b`` and its three backward GEMMs, all on oneDNN (saves what F.linear saves)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        g = grad.reshape(-1, weight.shape[0])
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:  # dX = g W: a linear layer with weight W^T
+            gx = _ONEDNN_LINEAR(g, weight.t().contiguous(), None, "none", [], "").view(x.shape)
+        if ctx.needs_input_grad[1]:  # dW = g^T X: a linear layer on the transposed operands
+            gw = _ONEDNN_LINEAR(g.t(), x.reshape(-1, x.shape[-1]).t(), None, "none", [], "")
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = g.sum(0)
+        return gx, gw, gb
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` that takes oneDNN's GEMM on CPU when safe (see the comment above)."""
+    if not _use_onednn(x, weight, bias):
+        return F.linear(x, weight, bias)
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+        return _OneDNNLinear.apply(x, weight, bias)
+    return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters and state-dict keys) computed by :func:`linear`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
 
 
 def to_ntuple(x: int | Sequence[int], n: int) -> tuple[int, ...]:
@@ -106,9 +207,9 @@ class Mlp(nn.Module):
         super().__init__()
         hidden_features = hidden_features or in_features
         out_features = out_features or in_features
-        self.fc1 = nn.Linear(in_features, hidden_features, bias=bias)
+        self.fc1 = Linear(in_features, hidden_features, bias=bias)
         self.act = act_layer()
-        self.fc2 = nn.Linear(hidden_features, out_features, bias=bias)
+        self.fc2 = Linear(hidden_features, out_features, bias=bias)
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -143,9 +244,9 @@ class Attention(nn.Module):
         self.head_dim = head_dim
         self.scale = qk_scale or head_dim**-0.5
         inner = num_heads * head_dim
-        self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
+        self.qkv = Linear(dim, 3 * inner, bias=qkv_bias)
         self.attn_drop = float(attn_drop)
-        self.proj = nn.Linear(inner, dim)
+        self.proj = Linear(inner, dim)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:

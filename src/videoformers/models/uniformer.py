@@ -30,7 +30,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, register_model
-from .layers import Attention, DropPath, Mlp, check_input, stochastic_depth_rates, to_ntuple, trunc_normal_init
+from .layers import Attention, DropPath, Linear, Mlp, check_input, stochastic_depth_rates, to_ntuple, trunc_normal_init
 
 __all__ = [
     "UniFormer",
@@ -85,9 +85,9 @@ class LocalMHRA(nn.Module):
 
     def __init__(self, dim: int, dims: int, kernel_size: int = 5) -> None:
         super().__init__()
-        self.value = nn.Linear(dim, dim)
+        self.value = Linear(dim, dim)
         self.affinity = _conv(dims)(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(channels_first(self.affinity, self.value(x)))
@@ -347,8 +347,8 @@ class UniFormer(nn.Module):
 
         self.norm = _bn(dims)(embed_dim[-1])
         self.head_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.head = nn.Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
-        self.aux_head = nn.Linear(embed_dim[-1], num_classes) if token_label_head else None
+        self.head = Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.aux_head = Linear(embed_dim[-1], num_classes) if token_label_head else None
         self.apply(trunc_normal_init)
 
     # ------------------------------------------------------------------ API
@@ -362,9 +362,9 @@ class UniFormer(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if self.aux_head is not None:
-            self.aux_head = nn.Linear(self.num_features, num_classes)
+            self.aux_head = Linear(self.num_features, num_classes)
 
     def no_weight_decay(self) -> set[str]:
         return set()

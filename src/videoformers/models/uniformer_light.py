@@ -32,7 +32,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, register_model
-from .layers import stochastic_depth_rates, trunc_normal_init
+from .layers import Linear, stochastic_depth_rates, trunc_normal_init
 from .uniformer import GlobalUniFormerBlock, UniFormer, channels_first
 
 __all__ = ["HUniFormerBlock", "HUniFormer"]
@@ -160,9 +160,9 @@ class HUniFormer(UniFormer):
             setattr(self, f"blocks{s + 1}", nn.ModuleList(blocks))
         # The score token s (Sec. 5.1): learnable, widened between stages 3 and 4, own classifier.
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim[2]))
-        self.cls_upsample = nn.Linear(embed_dim[2], embed_dim[3])
+        self.cls_upsample = Linear(embed_dim[2], embed_dim[3])
         self.norm_cls = nn.LayerNorm(embed_dim[3])
-        self.head_cls = nn.Linear(embed_dim[3], num_classes) if num_classes > 0 else nn.Identity()
+        self.head_cls = Linear(embed_dim[3], num_classes) if num_classes > 0 else nn.Identity()
         for mod in (self.blocks3, self.blocks4, self.cls_upsample, self.norm_cls, self.head_cls):
             mod.apply(trunc_normal_init)
 
@@ -171,7 +171,7 @@ class HUniFormer(UniFormer):
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
-        self.head_cls = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head_cls = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def _run_hourglass(self, s: int, x: torch.Tensor, token: torch.Tensor, scores):
         n_ckpt = self.grad_checkpointing[s] if self.training else 0

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
 from ..registry import KINETICS_MEAN, KINETICS_STD, ModelCard, register_model
-from .layers import QuickGELU, check_input, drop_path, stochastic_depth_rates, to_ntuple, trunc_normal_init
+from .layers import Linear, QuickGELU, check_input, drop_path, linear, stochastic_depth_rates, to_ntuple, trunc_normal_init
 from .vit import Block, InplaceQuickGELU, LayerNorm, convert_vit_state_dict, get_act_layer, resample_pos_embed
 
 __all__ = [
@@ -114,9 +114,9 @@ class LocalTemporalMHRA(nn.Module):
         hidden = int(dim // dw_reduction)
         self.kernel_size = kernel_size
         self.norm = nn.BatchNorm1d(dim)
-        self.v = nn.Linear(dim, hidden)
+        self.v = Linear(dim, hidden)
         self.affinity = nn.Conv3d(hidden, hidden, (kernel_size, 1, 1), padding=(kernel_size // 2, 0, 0), groups=hidden)
-        self.u = nn.Linear(hidden, dim)
+        self.u = Linear(hidden, dim)
         nn.init.zeros_(self.u.weight)
         nn.init.zeros_(self.u.bias)
 
@@ -129,7 +129,7 @@ class LocalTemporalMHRA(nn.Module):
         # Eval BN is a per-channel affine: fold it into V (one pass over the tokens fewer).
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
         shift = bn.bias - bn.running_mean * scale
-        return F.linear(x, self.v.weight * scale, torch.addmv(self.v.bias, self.v.weight, shift))
+        return linear(x, self.v.weight * scale, torch.addmv(self.v.bias, self.v.weight, shift))
 
     def _temporal(self, h: torch.Tensor) -> torch.Tensor:
         """Depth-wise temporal convolution on ``(B, T, N, C')`` as shifted multiply-adds."""
@@ -219,9 +219,9 @@ class QueryCrossAttention(nn.Module):
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads, self.head_dim = num_heads, dim // num_heads
         self.factorized = factorized
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.q = Linear(dim, dim)
+        self.kv = Linear(dim, 2 * dim)
+        self.proj = Linear(dim, dim)
         # The authors' init of nn.MultiheadAttention's packed in_proj: Xavier over the (3C, C)
         # matrix, zero bias; zero output projection.
         bound = (6.0 / (dim + 3 * dim)) ** 0.5
@@ -267,10 +267,10 @@ class GlobalFFN(nn.Module):
 
     def __init__(self, dim: int, hidden: int, act_layer=QuickGELU, drop: float = 0.0) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1 = Linear(dim, hidden)
         self.act = act_layer()
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = Linear(hidden, dim)
         nn.init.xavier_uniform_(self.fc1.weight)
         nn.init.zeros_(self.fc1.bias)
         nn.init.zeros_(self.fc2.weight)
@@ -484,7 +484,7 @@ class UniFormerV2(nn.Module):
         if fusion == "parallel":
             # U_F: Concat(X^G_1..X^G_N) -> C. Initialised to the mean of the stage tokens: a zero
             # U_F would, together with the zero-initialised global blocks, receive no gradient.
-            self.fusion_proj = nn.Linear(n_global * embed_dim, embed_dim)
+            self.fusion_proj = Linear(n_global * embed_dim, embed_dim)
             with torch.no_grad():
                 self.fusion_proj.weight.copy_(torch.eye(embed_dim).repeat(1, n_global) / n_global)
                 self.fusion_proj.bias.zero_()
@@ -494,7 +494,7 @@ class UniFormerV2(nn.Module):
         self.alpha = None if frozen else nn.Parameter(torch.zeros(embed_dim))
         self.fc_norm = nn.LayerNorm(embed_dim)
         self.head_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
         self._init_backbone()
         if frozen:
@@ -547,7 +547,7 @@ class UniFormerV2(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         dev = self.fc_norm.weight.device
-        self.head = nn.Linear(self.embed_dim, num_classes, device=dev) if num_classes > 0 else nn.Identity()
+        self.head = Linear(self.embed_dim, num_classes, device=dev) if num_classes > 0 else nn.Identity()
 
     def pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
         if tuple(grid) == self.grid_size:

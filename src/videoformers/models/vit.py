@@ -38,6 +38,7 @@ from .layers import (
     DropPath,
     LayerNorm,
     LayerScale,
+    Linear,
     Mlp,
     QuickGELU,
     check_input,
@@ -356,11 +357,11 @@ class VisionTransformer(nn.Module):
             for i in range(depth)
         ])
         self.norm = LayerNorm(embed_dim, eps=norm_eps) if final_norm else nn.Identity()
-        self.embed_proj = nn.Linear(embed_dim, proj_dim, bias=False) if proj_dim else None
+        self.embed_proj = Linear(embed_dim, proj_dim, bias=False) if proj_dim else None
         if proj_dim:
             self.num_features = proj_dim
         self.head_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -380,7 +381,7 @@ class VisionTransformer(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         dev = self.cls_token.device
-        self.head = nn.Linear(self.num_features, num_classes, device=dev) if num_classes > 0 else nn.Identity()
+        self.head = Linear(self.num_features, num_classes, device=dev) if num_classes > 0 else nn.Identity()
 
     def pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
         """The positional embedding for a ``grid`` of patches (interpolated if not the native one)."""

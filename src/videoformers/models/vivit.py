@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ..registry import ModelCard, register_model
-from .layers import Attention, DropPath, Mlp, check_input, stochastic_depth_rates, to_ntuple
+from .layers import Attention, DropPath, Linear, Mlp, check_input, stochastic_depth_rates, to_ntuple
 
 __all__ = [
     "ViViT",
@@ -206,9 +206,9 @@ class FactorisedDotProductAttention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.num_temporal_tokens = int(num_temporal_tokens)
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)
         self.attn_drop = float(attn_drop)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -353,13 +353,13 @@ def _make_head(num_classes: NumClasses, dim: int) -> nn.Module:
     if isinstance(num_classes, Mapping):
         if not num_classes:
             raise ValueError("num_classes mapping is empty")
-        return nn.ModuleDict({str(k): nn.Linear(dim, int(v)) for k, v in num_classes.items()})
+        return nn.ModuleDict({str(k): Linear(dim, int(v)) for k, v in num_classes.items()})
     if isinstance(num_classes, (list, tuple)):
         if not num_classes:
             raise ValueError("num_classes sequence is empty")
-        return nn.ModuleList(nn.Linear(dim, int(v)) for v in num_classes)
+        return nn.ModuleList(Linear(dim, int(v)) for v in num_classes)
     n = int(num_classes)
-    return nn.Linear(dim, n) if n > 0 else nn.Identity()
+    return Linear(dim, n) if n > 0 else nn.Identity()
 
 
 class ViViT(nn.Module):
