@@ -10,14 +10,16 @@ and add fvcore's per-element norm costs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_params", "count_flops", "build_on_meta", "FlopReport"]
+__all__ = ["count_params", "count_flops", "build_on_meta", "FlopReport", "LiveTensorMemory", "MemoryReport", "training_memory"]
 
 aten = torch.ops.aten
 
@@ -127,3 +129,146 @@ def _to_meta(model: nn.Module) -> nn.Module:
         meta = torch.empty_like(t, device="meta")
         memo[id(t)] = nn.Parameter(meta, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else meta
     return copy.deepcopy(model, memo)
+
+
+class LiveTensorMemory:
+    """Bytes of live tensor storages over a block, above those alive when it starts (peak and current).
+
+    A ``TorchDispatchMode`` sees every op's outputs; each new storage is counted until it is freed
+    (tracked by weak reference), so ``peak_mb`` is what a caching-free allocator would need at peak
+    -- the CPU/meta counterpart of ``torch.cuda.max_memory_allocated`` (kernel-internal scratch is not
+    seen). Works on any device, ``meta`` included, where it measures a step's memory without
+    computing anything. ``mark()`` returns the live bytes now (e.g. at the end of the forward pass).
+    """
+
+    method = "peak live tensor bytes (dispatch tracker, untimed run)"
+
+    def __init__(self, ignore: Sequence[torch.Tensor] = ()) -> None:
+        self._ignore = {self._key(t) for t in ignore}
+
+    @staticmethod
+    def _key(t: torch.Tensor) -> int:
+        return t.untyped_storage()._cdata
+
+    def __enter__(self) -> "LiveTensorMemory":
+        from torch.multiprocessing.reductions import StorageWeakRef
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_leaves
+
+        state = self
+
+        class _Tracker(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                state._sweep()
+                for t in tree_leaves(out):
+                    if isinstance(t, torch.Tensor):
+                        st = t.untyped_storage()
+                        key, n = st._cdata, st.nbytes()
+                        if n and key not in state.live and key not in state._ignore:
+                            state.live[key] = (StorageWeakRef(st), n)
+                            state.cur += n
+                            state.peak = max(state.peak, state.cur)
+                return out
+
+        self.live: dict = {}
+        self.cur = self.peak = 0
+        self._mode = _Tracker()
+        self._mode.__enter__()
+        return self
+
+    def _sweep(self) -> None:
+        dead = [k for k, (ref, _) in self.live.items() if ref.expired()]
+        for k in dead:
+            self.cur -= self.live.pop(k)[1]
+
+    def mark(self) -> int:
+        self._sweep()
+        return self.cur
+
+    def __exit__(self, *exc) -> bool:
+        self._mode.__exit__(*exc)
+        self.peak_mb = self.peak / 2**20
+        self.live.clear()
+        return False
+
+
+@contextlib.contextmanager
+def _cpu_flash_on_meta():
+    """On ``meta`` tensors SDPA falls back to the math path, which materialises and saves the
+    attention matrix; on CPU (and in the flash / memory-efficient GPU kernels) only the output and
+    the log-sum-exp are kept. Route meta SDPA calls to the CPU flash kernel's meta implementation so
+    a meta run holds what a real run holds. (A patch of ``F.scaled_dot_product_attention`` rather
+    than a TorchFunctionMode: activation checkpointing recomputes outside such modes.)"""
+    import torch.nn.functional as F
+
+    original = F.scaled_dot_product_attention
+
+    def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kw):
+        if not q.is_meta or kw:
+            return original(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kw)
+        if attn_mask is not None and attn_mask.dtype == torch.bool:  # as SDPA does before its CPU kernel
+            attn_mask = torch.where(attn_mask, 0.0, float("-inf")).to(q.dtype)
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, dropout_p, is_causal, attn_mask=attn_mask, scale=scale)[0]
+
+    F.scaled_dot_product_attention = sdpa
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = original
+
+
+@dataclass
+class MemoryReport:
+    """Memory of one training step (forward + backward) in MiB; ``activations`` = tensors alive at
+    the end of the forward pass (what is kept for backward), ``peak`` = the most alive at once
+    during forward + backward above weights and input (activations, then gradients)."""
+
+    input_shape: tuple
+    params: float
+    grads: float
+    activations: float
+    peak: float
+    grad_checkpointing: object = None
+    device: str = "meta"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def training_memory(model: nn.Module, input_shape: Sequence[int], *, grad_checkpointing=None,
+                    device: str | torch.device = "meta") -> MemoryReport:
+    """Measure the memory of a training step: on a ``meta`` copy by default (nothing is computed or
+    allocated, seconds for any model size), or on ``device`` with the model as it is.
+
+    ``grad_checkpointing`` is passed to ``model.set_grad_checkpointing`` when given (``True``, or a
+    family's per-stage form). The loss is ``logits.logsumexp(-1).mean()``; the weights' gradients
+    are kept, as a training step keeps them until the optimiser runs.
+    """
+    device = torch.device(device)
+    m = _to_meta(model) if device.type == "meta" else model
+    m.train()
+    if grad_checkpointing is not None:
+        m.set_grad_checkpointing(grad_checkpointing)
+    params = [p for p in m.parameters()]
+    for p in params:
+        p.grad = None
+    x = torch.randn(tuple(input_shape), device=device)
+    flash = _cpu_flash_on_meta() if device.type == "meta" else contextlib.nullcontext()
+    tracked = params + list(m.buffers()) + [x]
+    with flash, LiveTensorMemory(ignore=tracked) as mem:
+        out = m(x)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        loss = out.float().logsumexp(-1).mean()
+        activations = mem.mark()
+        loss.backward()
+        del out, loss
+    grads = sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None)
+    for p in params:
+        p.grad = None
+    mib = 2.0**20
+    return MemoryReport(
+        input_shape=tuple(input_shape), params=sum(p.numel() * p.element_size() for p in params) / mib,
+        grads=grads / mib, activations=activations / mib, peak=mem.peak / mib,
+        grad_checkpointing=grad_checkpointing, device=str(device))

@@ -87,7 +87,7 @@ def _drop_path_video(x: torch.Tensor, p: float, training: bool, frames: int) -> 
 
 def _add_to_patches(x: torch.Tensor, branch: torch.Tensor, inplace: bool) -> torch.Tensor:
     """``x`` with ``branch`` added to its patch tokens ``x[:, 1:]`` (class tokens untouched)."""
-    if _records_grad(x, branch):
+    if _records_grad(x, branch) or torch.compiler.is_compiling():  # (dynamo rejects a strided out=)
         return torch.cat([x[:, :1], x[:, 1:] + branch], dim=1)
     if inplace:
         x[:, 1:].add_(branch)

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn as nn
 
+from videoformers.analysis import LiveTensorMemory
+
 __all__ = ["benchmark", "BenchResult", "peak_flops", "PEAK_TFLOPS"]
 
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
@@ -92,54 +94,8 @@ class BenchResult:
 # ------------------------------------------------------------------------------------------------
 
 
-class _CpuPeak:
-    """Peak bytes of live tensor storages over a block, above those alive when it starts.
-
-    A ``TorchDispatchMode`` sees every op's outputs; storages are tracked by weak reference and
-    counted until freed, so the number is what a caching-free allocator would need at peak (the CPU
-    counterpart of ``torch.cuda.max_memory_allocated``; kernel-internal scratch is not seen). The
-    tracker slows ops down, so it runs on a separate, untimed iteration.
-    """
-
-    method = "peak live tensor bytes (dispatch tracker, untimed run)"
-
-    def __enter__(self):
-        from torch.multiprocessing.reductions import StorageWeakRef
-        from torch.utils._python_dispatch import TorchDispatchMode
-        from torch.utils._pytree import tree_leaves
-
-        state = self
-
-        class _Tracker(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                state._sweep()
-                for t in tree_leaves(out):
-                    if isinstance(t, torch.Tensor) and t.device.type == "cpu":
-                        st = t.untyped_storage()
-                        key, n = st.data_ptr(), st.nbytes()
-                        if n and key not in state.live:
-                            state.live[key] = (StorageWeakRef(st), n)
-                            state.cur += n
-                            state.peak = max(state.peak, state.cur)
-                return out
-
-        self.live: dict = {}
-        self.cur = self.peak = 0
-        self._mode = _Tracker()
-        self._mode.__enter__()
-        return self
-
-    def _sweep(self) -> None:
-        dead = [k for k, (ref, _) in self.live.items() if ref.expired()]
-        for k in dead:
-            self.cur -= self.live.pop(k)[1]
-
-    def __exit__(self, *exc):
-        self._mode.__exit__(*exc)
-        self.peak_mb = self.peak / 2**20
-        self.live.clear()
-        return False
+# CPU peak memory: the live-storage tracker of videoformers.analysis (also used on the meta device).
+_CpuPeak = LiveTensorMemory
 
 
 class _CudaPeak:
