@@ -70,3 +70,16 @@ def test_gpu_bf16_mfu():
     assert r.forward_peak_mem_mb > 0
     if "H100" in r.device_name or "H200" in r.device_name:
         assert 0 < r.forward_mfu < 1 and 0 < r.backward_mfu < 1
+
+
+def test_train_memory_cli_reports_both_checkpointing_modes(capsys):
+    from videoformers.cli import main
+
+    assert main(["bench", "uniformer_small", "--frames", "4", "--size", "64", "--train-memory", "--json",
+                 "--override", "depth=[1,1,1,1]", "--override", "embed_dim=[16,32,64,64]",
+                 "--override", "head_dim=16"]) == 0
+    import json
+
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["grad_checkpointing"] for r in rows] == [None, True]
+    assert rows[1]["activations"] < rows[0]["activations"] and rows[0]["input_shape"] == [1, 3, 4, 64, 64]

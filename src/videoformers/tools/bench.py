@@ -321,6 +321,8 @@ def print_result(r: BenchResult) -> None:
 def run(args: argparse.Namespace) -> int:
     from .convert import parse_overrides
 
+    if args.train_memory:
+        return _train_memory(args, parse_overrides(args.override))
     res = benchmark(args.name, frames=args.frames, size=args.size, batch=args.batch, device=args.device,
                     dtype=args.dtype, compile=args.compile, warmup=args.warmup, iters=args.iters,
                     backward=not args.no_backward, sdpa=args.sdpa, **parse_overrides(args.override))
@@ -328,6 +330,27 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(asdict(res), indent=2))
     else:
         print_result(res)
+    return 0
+
+
+def _train_memory(args: argparse.Namespace, overrides: dict) -> int:
+    """``--train-memory``: the memory of a training step, measured on the meta device (no compute)."""
+    from videoformers.analysis import build_on_meta, training_memory
+    from videoformers.registry import create_model, get_model_card
+
+    card = get_model_card(args.name)
+    frames, size = args.frames or card.num_frames, args.size or card.img_size
+    kw = dict(overrides, img_size=size, **({"num_frames": frames} if card.is_video else {}))
+    model = build_on_meta(lambda: create_model(args.name, **kw))
+    shape = (args.batch, 3, frames, size, size) if card.is_video else (args.batch, 3, size, size)
+    rows = [training_memory(model, shape, grad_checkpointing=g) for g in (None, True)]
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        return 0
+    print(f"{args.name} training step, input {shape}, fp32 (measured on the meta device), MiB:")
+    print(f"  weights {rows[0].params:.0f}, gradients {rows[0].grads:.0f} (+ optimiser state, e.g. AdamW 2x weights)")
+    for r, label in zip(rows, ("no gradient checkpointing", "gradient checkpointing (every block)")):
+        print(f"  {label:<38} activations {r.activations:9.0f}   peak of forward+backward {r.peak:9.0f}")
     return 0
 
 
@@ -348,5 +371,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="restrict scaled_dot_product_attention to one backend")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="builder override, e.g. depth=[1,1,1,1] (repeatable)")
+    p.add_argument("--train-memory", action="store_true",
+                   help="only report a training step's memory (activations, peak), with and without gradient "
+                        "checkpointing, measured on the meta device: no compute, any model size")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
