@@ -4,6 +4,7 @@ temporal sanity check: a model that really uses motion falls to chance when the 
 
 import json
 
+import pytest
 import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
@@ -99,3 +100,91 @@ def test_demo_quick_and_eval(tmp_path):
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert written["top1"] == e["top1"] and written["num_views"] == 3 and written["num_samples"] == 6
     assert (tmp_path / "eval" / "predictions.csv").is_file() and (tmp_path / "eval" / "confusion_matrix.png").is_file()
+
+
+def test_demo_cam_quick(tmp_path):
+    """``videoformers demo --cam`` on a tiny data set: the five steps, the Grad-CAM pictures, and the
+    mass measurement in metrics.json (demo.cam) and report.md."""
+    from PIL import Image
+
+    out = tmp_path / "demo_cam"
+    lines = []
+    res = run_demo(output_dir=out, data_dir=tmp_path / "data", quick=True, cam=True, log=lines.append,
+                   dataset={"num_train": 12, "num_val": 12, "size": 64},
+                   overrides=["data.img_size=64", "data.test_scale=64", "data.train_scale=[64,64]",
+                              "train.batch_size=4", "model.overrides.embed_dim=[16,32,64,128]",
+                              "model.overrides.head_dim=16"])
+    assert [l[:5] for l in lines if l.startswith("[")] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
+    cfg = load_config(str(out / "config.yaml"))
+    assert cfg.data.frame_interval == 2 and cfg.optim.lr == 2e-3 and cfg.train.label_smoothing == 0.1  # demo_cam
+    m = json.loads((out / "metrics.json").read_text())
+    cam = m["demo"]["cam"]
+    assert m["demo"]["task"] == "temporal" and m["demo"]["shuffled_direction_acc"] is not None
+    assert cam["num_clips"] == 12 and cam["feature_map"] == [4, 2, 2] and cam["position"] == "input"
+    assert len(cam["per_class"]) == 6 and sum(c["clips"] for c in cam["per_class"].values()) == 12
+    for entry in [*cam["per_class"].values(), cam["all"]]:
+        for k in ("mass", "mass_output", "area", "frac_above_area"):
+            assert 0.0 <= entry[k] <= 1.0, (k, entry)
+        assert entry["area"] > 0  # every clip has a moving shape
+    assert res["cam"]["all"] == cam["all"]
+    ex = cam["example"]["name"]
+    for f in ("cam_grid.png", f"{ex}.gif", f"{ex}.png", "cam_clips.csv", "report.md", "clips.png"):
+        assert (out / f).is_file(), f
+    assert Image.open(out / f"{ex}.gif").n_frames == 8
+    assert len((out / "cam_clips.csv").read_text().splitlines()) == 13
+    report = (out / "report.md").read_text()
+    assert "## Where does the model look?" in report and "(cam_grid.png)" in report and f"({ex}.gif)" in report
+
+    # --cam-only: the Grad-CAM step again on the finished run, no training; the same measurement
+    (out / "cam_grid.png").unlink()
+    (out / "report.md").write_text("stale")
+    m["demo"]["cam"]["example"]["name"] = "cam_old_example"  # a previous run's example: its files go
+    (out / "metrics.json").write_text(json.dumps(m))
+    for f in ("cam_old_example.png", "cam_old_example.gif"):
+        (out / f).write_bytes(b"x")
+    (out / "cam_old_example").mkdir()
+    mtime = (out / "checkpoint_best.pth").stat().st_mtime
+    lines = []
+    again = run_demo(output_dir=out, cam_only=True, log=lines.append)
+    assert [l[:5] for l in lines if l.startswith("[")] == ["[1/2]", "[2/2]"]
+    assert (out / "checkpoint_best.pth").stat().st_mtime == mtime  # not retrained
+    m2 = json.loads((out / "metrics.json").read_text())
+    assert m2["demo"]["cam"]["all"] == cam["all"] == again["cam"]["all"]
+    assert m2["top1"] == m["top1"] and m2["demo"]["seconds_total"] == m["demo"]["seconds_total"]
+    assert (out / "cam_grid.png").is_file() and "## Where does the model look?" in (out / "report.md").read_text()
+    assert not any((out / f).exists() for f in ("cam_old_example.png", "cam_old_example.gif", "cam_old_example"))
+    assert (out / f"{ex}.png").is_file()
+
+
+def test_cam_only_needs_a_finished_cam_run(tmp_path):
+    from videoformers.engine.demo import rerun_cam
+
+    with pytest.raises(FileNotFoundError, match="demo --cam"):
+        rerun_cam(tmp_path)
+
+
+def test_example_clip_is_the_median_of_the_correct_ones():
+    from videoformers.engine.demo import _median_ratio_clip
+
+    rows = [{"label": 0, "pred": 0, "mass": 0.5, "area": 0.1},   # 5x
+            {"label": 0, "pred": 1, "mass": 0.2, "area": 0.1},   # wrong: not a candidate
+            {"label": 0, "pred": 0, "mass": 0.1, "area": 0.1},   # 1x
+            {"label": 1, "pred": 1, "mass": 0.9, "area": 0.1},   # other class
+            {"label": 0, "pred": 0, "mass": 0.3, "area": 0.2}]   # 1.5x: the median of 1x, 1.5x, 5x
+    assert _median_ratio_clip(rows, 0) == 4
+    assert _median_ratio_clip(rows, 1) == 3
+    assert _median_ratio_clip(rows, 2) is None
+
+
+def test_demo_cli_cam_flag(monkeypatch):
+    import videoformers.engine.demo as demo
+    from videoformers.cli import main
+
+    seen = {}
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: seen.update(kw) or {"ok": True})
+    assert main(["demo", "--cam"]) == 0
+    assert seen["cam"] is True and seen["output_dir"] is None  # -> runs/demo_cam
+    assert main(["demo"]) == 0 and seen["cam"] is False and seen["cam_only"] is False
+    assert main(["demo", "--cam-only", "--output-dir", "d"]) == 0
+    assert seen["cam"] is True and seen["cam_only"] is True and seen["output_dir"] == "d"
+    assert demo.default_data_dir(cam=True).name == "synthetic_cam" != demo.default_data_dir().name

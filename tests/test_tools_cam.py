@@ -108,3 +108,88 @@ def test_cli_writes_overlays_and_gif(tmp_path):
     assert info["target"]["label"] == "up" and info["target"]["index"] == 2
     assert info["feature_map"] == [2, 2, 2]
     assert [t["prob"] for t in info["top"]] == sorted((t["prob"] for t in info["top"]), reverse=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# motion_mask / mass_on_mask: the measurement of ``videoformers demo --cam`` (docs/cam.md)
+# ------------------------------------------------------------------------------------------------
+
+
+def _moving_square_clip(T=8, size=32, side=4, speed=5):
+    """A noisy static background, a static 'distractor' square and a bright square moving right by
+    ``speed`` px per frame (so every pixel is covered in fewer than half the frames). Returns the
+    frames (T, H, W, 3) uint8 and the moving square's true position per frame (T, H, W) bool."""
+    g = torch.Generator().manual_seed(0)
+    bg = torch.randint(20, 60, (size, size, 3), generator=g)
+    bg[24:28, 4:8] = 230  # static distractor: not motion
+    frames = bg.expand(T, size, size, 3).clone()
+    where = torch.zeros(T, size, size, dtype=torch.bool)
+    for t in range(T):
+        x = 2 + speed * t
+        frames[t, 6:6 + side, x:x + side] = torch.tensor([250, 200, 90])
+        where[t, 6:6 + side, x:x + side] = True
+    return frames.to(torch.uint8), where
+
+
+def test_motion_mask_is_where_the_square_moves():
+    from videoformers.tools.cam import motion_mask
+
+    frames, where = _moving_square_clip()
+    mask = motion_mask(frames, dilate=0)
+    assert mask.dtype == torch.bool and mask.shape == where.shape
+    assert torch.equal(mask, where)  # the static distractor and the background are not motion
+    # dilated: the square grown by 2 px in every direction (a 5x5 square structuring element)
+    grown = torch.nn.functional.max_pool2d(where.float()[:, None], 5, 1, 2)[:, 0] > 0
+    assert torch.equal(motion_mask(frames, dilate=2), grown)
+    assert not motion_mask(frames, dilate=2)[:, 24:28, 4:8].any()
+    # a still clip has no motion at all; float frames on the 0-255 scale work as uint8 ones do
+    assert not motion_mask(frames[:1].expand(8, -1, -1, -1).float()).any()
+    with pytest.raises(ValueError, match=r"\(T, H, W, C\)"):
+        motion_mask(frames[0])
+
+
+def test_mass_on_mask_concentrated_uniform_and_empty():
+    from videoformers.tools.cam import mass_on_mask
+
+    _, where = _moving_square_clip()
+    area = where.float().mean().item()
+    assert 0 < area < 0.1
+    on = where.float() * torch.rand(where.shape)  # all the mass on the mask
+    assert mass_on_mask(on, where) == pytest.approx(1.0)
+    assert mass_on_mask(torch.ones(where.shape), where) == pytest.approx(area)  # uniform: the area fraction
+    assert mass_on_mask(torch.zeros(where.shape), where) == pytest.approx(area)  # constant map min-max scaled
+    assert mass_on_mask(1.0 - where.float(), where) == 0.0
+    with pytest.raises(ValueError, match="same shape"):
+        mass_on_mask(on[0], where)
+    with pytest.raises(ValueError, match="non-negative"):
+        mass_on_mask(-on, where)
+
+
+def test_cam_grid_writes_one_figure(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from videoformers.tools.cam import save_cam_grid
+
+    frames, where = _moving_square_clip()
+    clips = [(frames, where.float(), "a"), (frames, 1 - where.float(), "b")]
+    path = save_cam_grid(tmp_path / "grid.png", clips, title="t")
+    im = Image.open(path)
+    w, h = im.size
+    assert 0.4 * w < h < w  # two clips: four image rows of eight frames (and a margin for the labels)
+    w1, h1 = Image.open(save_cam_grid(tmp_path / "grid1.png", clips[:1], title="t")).size
+    assert w1 == w and h1 < 0.6 * h  # one clip: half the rows
+    assert im.mode == "RGB"  # no all-opaque alpha channel
+    # four of the eight frames (0, 2, 5, 7): a narrower figure of the same height
+    w4, h4 = Image.open(save_cam_grid(tmp_path / "grid4.png", clips, title="t", num_frames=4)).size
+    assert h4 == h and w4 < 0.7 * w
+    # 6 bits per channel: 64 levels from 0 to 255 (white stays white), and a smaller file
+    small = save_cam_grid(tmp_path / "grid6.png", clips, title="t", png_bits=6)
+    levels = {round(k * 255 / 63) for k in range(64)}
+    values = set(np.unique(np.asarray(Image.open(small))).tolist())
+    assert 255 in values and values <= levels
+    assert (tmp_path / "grid6.png").stat().st_size < (tmp_path / "grid.png").stat().st_size
+    with pytest.raises(ValueError, match="num_frames"):
+        save_cam_grid(tmp_path / "bad.png", clips, num_frames=0)
+    with pytest.raises(ValueError, match="png_bits"):
+        save_cam_grid(tmp_path / "bad.png", clips, png_bits=0)

@@ -24,9 +24,14 @@ Why the input by default: a last stage of *global* attention (UniFormer's and H-
 every ViT block) lets every position gather the evidence found anywhere, so the evidence read after
 it is spread over the whole clip (and with a classification token the patch tokens after the last
 block get no gradient at all). At the stage's input the gradient has passed through that attention
-and weighs each position by how much the class score draws on it. On the synthetic moving-shape
-task (``docs/cam.md``) the last-stage input puts 2.4x chance of the map's mass on the moving shape,
-the output only chance.
+and weighs each position by how much the class score draws on it. How well either map localises
+depends on the trained model (``docs/cam.md``): on the synthetic moving-shape task the
+``videoformers demo --cam`` model puts 1.8x chance of the map's mass on the moving shape at the input
+and only chance at the output, while the same recipe trained with another seed is at chance at both.
+
+Measuring where a map looks (``videoformers demo --cam``): :func:`motion_mask` marks the moving object
+of a clip over a static scene, :func:`mass_on_mask` the fraction of a map's mass that falls on it (a
+map that ignores the content gets the mask's area fraction).
 
 Writes ``frame_000.png`` ... (overlays), ``cam.gif`` (the overlays animated), ``montage.png``
 (frames above overlays) and ``cam.json`` (the class explained, the top predictions, the settings).
@@ -44,7 +49,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["grad_cam", "CamResult", "feature_layer", "overlay", "save_cam", "cam_video"]
+__all__ = ["grad_cam", "CamResult", "feature_layer", "overlay", "save_cam", "save_cam_grid", "cam_video",
+           "motion_mask", "mass_on_mask"]
 
 
 @dataclass
@@ -183,6 +189,53 @@ def grad_cam(model: nn.Module, video: torch.Tensor, target: "int | Sequence[int]
 
 
 # ------------------------------------------------------------------------------------------------
+# Measuring where a map looks
+# ------------------------------------------------------------------------------------------------
+
+
+def motion_mask(frames: torch.Tensor, dilate: int = 4, threshold: float = 60.0) -> torch.Tensor:
+    """Where a clip moves: the pixels of ``frames`` ``(T, H, W, C)`` (values on the 0-255 scale) that
+    differ from the clip's temporal median by more than ``threshold`` (the absolute difference summed
+    over the channels), dilated by ``dilate`` pixels (a square of side ``2 * dilate + 1``). Returns a
+    bool ``(T, H, W)`` mask.
+
+    Over a static scene the median is the background, so the mask is the moving object in every
+    frame, plus a margin for the map's coarse resolution (a 4x4 last-stage map at 128 px has 32-px
+    cells). Where an object covers a pixel in more than half of the frames the median is the object
+    and the mask marks the frames it has left: either way the mask stays on the object's path.
+    """
+    if frames.dim() != 4:
+        raise ValueError(f"motion_mask expects frames (T, H, W, C), got shape {tuple(frames.shape)}")
+    if dilate < 0:
+        raise ValueError(f"dilate must be >= 0, got {dilate}")
+    x = frames.float()
+    s = x.sort(dim=0).values
+    T = x.shape[0]
+    median = 0.5 * (s[(T - 1) // 2] + s[T // 2])  # numpy's median: the two middle values averaged
+    moving = (x - median).abs().sum(-1) > threshold  # (T, H, W)
+    if dilate:
+        moving = F.max_pool2d(moving.float()[:, None], 2 * dilate + 1, stride=1, padding=dilate)[:, 0] > 0
+    return moving
+
+
+def mass_on_mask(cam: torch.Tensor, mask: torch.Tensor) -> float:
+    """The fraction of the mass of a non-negative map ``cam`` that falls on ``mask`` (same shape, bool).
+
+    A map that ignores the content (uniform) gets ``mask.float().mean()``, the area fraction. An
+    all-zero map -- which is what :func:`grad_cam`'s min-max scaling makes of a constant map -- is
+    counted as uniform."""
+    if cam.shape != mask.shape:
+        raise ValueError(f"cam {tuple(cam.shape)} and mask {tuple(mask.shape)} must have the same shape")
+    if (cam < 0).any():
+        raise ValueError("mass_on_mask expects a non-negative map (e.g. CamResult.cam)")
+    m = mask.bool()
+    total = float(cam.double().sum())
+    if total <= 0:
+        return float(m.double().mean())
+    return float(cam.double()[m].sum()) / total
+
+
+# ------------------------------------------------------------------------------------------------
 # Pictures
 # ------------------------------------------------------------------------------------------------
 
@@ -208,9 +261,12 @@ def _resize(frames: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 def save_cam(out_dir: str | os.PathLike, frames: torch.Tensor, cam: torch.Tensor, *, alpha: float = 0.5,
-             display_size: int | None = 256, fps: float = 8.0, title: str | None = None) -> dict[str, str]:
+             display_size: int | None = 256, fps: float = 8.0, title: str | None = None,
+             montage_dpi: int = 110, png_bits: int = 8) -> dict[str, str]:
     """Write overlays of ``cam`` ``(T, H, W)`` on ``frames`` ``(T, H, W, 3)`` uint8: one PNG per frame,
-    an animated GIF and a montage (frames above overlays). Returns the written paths."""
+    an animated GIF and a montage (frames above overlays, 1.6 in per frame at ``montage_dpi``: 80 shows
+    the frames at about 128 px). ``png_bits`` < 8 keeps that many bits per channel in the montage (see
+    :func:`save_cam_grid`). Returns the written paths."""
     from PIL import Image
 
     os.makedirs(out_dir, exist_ok=True)
@@ -227,11 +283,35 @@ def save_cam(out_dir: str | os.PathLike, frames: torch.Tensor, cam: torch.Tensor
     gif = os.path.join(out_dir, "cam.gif")
     images[0].save(gif, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0)
     paths["gif"] = gif
-    paths["montage"] = _montage(os.path.join(out_dir, "montage.png"), frames_big, over, title)
+    paths["montage"] = _montage(os.path.join(out_dir, "montage.png"), frames_big, over, title, dpi=montage_dpi,
+                                png_bits=png_bits)
     return paths
 
 
-def _montage(path: str, frames: torch.Tensor, over: torch.Tensor, title: str | None) -> str:
+def _save_figure(fig, path: str | os.PathLike, dpi: int, png_bits: int = 8) -> None:
+    """Save a matplotlib figure as an optimised RGB PNG (matplotlib writes RGBA: a fourth channel that is
+    opaque everywhere). ``png_bits`` < 8 rounds every channel to ``2 ** png_bits`` levels from 0 to 255
+    first (white stays white): the fine noise of the rendered video frames is what PNG compresses worst,
+    and at 6 bits (steps of about 4/255) no band is visible in the colour-mapped overlays while the
+    file shrinks by about half."""
+    import io
+
+    from PIL import Image
+
+    if not 1 <= png_bits <= 8:
+        raise ValueError(f"png_bits must be in 1..8, got {png_bits}")
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    buf.seek(0)
+    im = Image.open(buf).convert("RGB")
+    if png_bits < 8:
+        top = (1 << png_bits) - 1
+        im = im.point([round(round(v * top / 255) * 255 / top) for v in range(256)] * 3)
+    im.save(path, format="PNG", optimize=True)
+
+
+def _montage(path: str, frames: torch.Tensor, over: torch.Tensor, title: str | None, dpi: int = 110,
+             png_bits: int = 8) -> str:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -251,9 +331,58 @@ def _montage(path: str, frames: torch.Tensor, over: torch.Tensor, title: str | N
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path, dpi, png_bits)
     plt.close(fig)
     return path
+
+
+def save_cam_grid(path: str | os.PathLike, clips: Sequence[tuple[torch.Tensor, torch.Tensor, str]], *,
+                  alpha: float = 0.5, title: str | None = None, dpi: int = 100, num_frames: int | None = None,
+                  png_bits: int = 8) -> str:
+    """One figure for several clips: for each ``(frames, cam, label)`` -- frames ``(T, H, W, 3)`` uint8,
+    cam ``(T, H, W)`` in ``[0, 1]`` -- a row of frames above a row of overlays, ``label`` left of them.
+
+    ``num_frames`` shows that many frames per clip, evenly spaced from the first to the last (all of
+    them by default). ``png_bits`` < 8 keeps only that many bits per channel (6: half the file, no
+    visible banding); the PNG is written as optimised RGB either way."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if not clips:
+        raise ValueError("save_cam_grid needs at least one clip")
+    T_all = max(int(f.shape[0]) for f, _, _ in clips)
+    if num_frames is not None and num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    T = T_all if num_frames is None else min(num_frames, T_all)
+    shown = torch.linspace(0, T_all - 1, T).round().long().tolist() if T > 1 else [0]
+    n = len(clips)
+    head = 0.05 + 0.14 * (title.count("\n") + 1) if title else 0.0  # inches for the title
+    # 1.2 in on the left for the labels, so that few frames do not squeeze the images
+    fig, axes = plt.subplots(2 * n, T, figsize=(T * 1.05 + 1.2, 2 * n * 1.08 + head), squeeze=False)
+    for r, (frames, cam, label) in enumerate(clips):
+        over = overlay(frames.cpu(), cam.cpu(), alpha)
+        for c, t in enumerate(shown):
+            for k, src in enumerate((frames, over)):
+                ax = axes[2 * r + k, c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for sp in ax.spines.values():
+                    sp.set_visible(False)
+                if t < src.shape[0]:
+                    ax.imshow(src[t].cpu().numpy())
+        axes[2 * r, 0].set_ylabel(label, fontsize=6.5, rotation=0, ha="right", va="center")
+        axes[2 * r + 1, 0].set_ylabel("Grad-CAM", fontsize=6.5, rotation=0, ha="right", va="center")
+    for c, t in enumerate(shown):
+        axes[0, c].set_title(f"frame {t}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - head / fig.get_figheight()))
+    fig.subplots_adjust(wspace=0.03, hspace=0.06)
+    _save_figure(fig, path, dpi, png_bits)
+    plt.close(fig)
+    return os.fspath(path)
 
 
 def cam_video(path: str, model: nn.Module, out_dir: str, *, target: "int | str | None" = None,
