@@ -185,9 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--train", action="store_true", help="also time a training step")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of text")
+    p.add_argument("--json-out", help="also write the results as JSON to this file")
     args = p.parse_args(argv)
     res = compare(args)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(res, indent=2))
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
