@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from typing import TypedDict
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch.nn as nn
 
 import videoformers as vf
 from videoformers.checkpoints import CheckpointError, inflate_weight, save_checkpoint_atomic
+from videoformers.registry import Unpack, _entry, accepted_overrides
 
 TINY = dict(depth=(1, 1, 1, 1), embed_dim=(16, 32, 64, 128), head_dim=16)
 
@@ -36,6 +38,67 @@ def test_create_model_card_follows_overrides():
 def test_unknown_model_message():
     with pytest.raises(ValueError, match="unknown model 'uniformer_smal'"):
         vf.create_model("uniformer_smal")
+
+
+class _ToyBase(TypedDict, total=False):
+    width: int
+
+
+class _ToyOptions(_ToyBase, total=False):
+    depth: int
+
+
+def _toy_card(name: str) -> vf.ModelCard:
+    return vf.ModelCard(name=name, family="test", paper="test", table="-", input_size=(3, 8, 8), num_classes=2,
+                        mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+
+@pytest.fixture
+def scratch_registry():
+    """Lets a test register toy builders; they are removed afterwards."""
+    from videoformers.registry import _REGISTRY
+
+    vf.list_models()  # register the real models first
+    before = set(_REGISTRY)
+    yield
+    for name in set(_REGISTRY) - before:
+        del _REGISTRY[name]
+
+
+def test_register_model_typeddict_overrides(scratch_registry):
+    @vf.register_model(_toy_card("test_toy_typed"))
+    def toy(*, num_classes: int = 2, **options: Unpack[_ToyOptions]) -> nn.Module:
+        return nn.Linear(options.get("width", 4), num_classes)
+
+    # Keyword-only parameters plus the TypedDict's keys, inherited ones included.
+    assert accepted_overrides(toy) == {"num_classes", "width", "depth"}
+    m = vf.create_model("test_toy_typed", width=3, num_classes=5)
+    assert (m.in_features, m.out_features, m.model_card.num_classes) == (3, 5, 5)
+    with pytest.raises(TypeError, match=r"unknown override\(s\) \['widht'\]; valid ones are "
+                                        r"\['depth', 'num_classes', 'width'\]"):
+        vf.create_model("test_toy_typed", widht=3)
+
+
+def test_register_model_refuses_undeclared_kwargs(scratch_registry):
+    with pytest.raises(TypeError, match=r"\*\*kwargs must be annotated Unpack"):
+        @vf.register_model(_toy_card("test_toy_bare"))
+        def bare(*, num_classes: int = 2, **kwargs) -> nn.Module:
+            return nn.Linear(4, num_classes)
+    with pytest.raises(TypeError, match=r"\['width'\] are both keyword-only and in _ToyOptions"):
+        @vf.register_model(_toy_card("test_toy_twice"))
+        def twice(*, width: int = 4, **options: Unpack[_ToyOptions]) -> nn.Module:
+            return nn.Linear(width, 2)
+    assert not vf.list_models("test_toy_*")
+
+
+def test_typed_builders_declare_their_family_options():
+    # The model modules use postponed annotations: the registry must resolve Unpack[...] strings.
+    assert {"recipe", "num_classes", "num_frames", "global_layers", "in_chans"} <= _entry("uniformerv2_b16").accepts
+    fe = _entry("vivit_base_factorised_encoder").accepts
+    fsa = _entry("vivit_base_factorised_self_attention").accepts
+    assert {"num_frames", "classifier", "temporal_depth"} <= fe and "attention_order" not in fe
+    assert "attention_order" in fsa and not {"classifier", "temporal_depth"} & fsa
+    assert {"proj_dim", "act_layer", "img_size"} <= _entry("vit_base_patch16_clip_224").accepts
 
 
 def test_count_params_shared_and_exclude():

@@ -11,8 +11,15 @@ from __future__ import annotations
 import fnmatch
 import os
 import inspect
+import sys
+import typing
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # PEP 692's Unpack entered typing in 3.11; typing_extensions comes with torch.
+    from typing_extensions import Unpack
 
 import torch
 import torch.nn as nn
@@ -20,6 +27,8 @@ import torch.nn as nn
 __all__ = [
     "ModelCard",
     "register_model",
+    "accepted_overrides",
+    "Unpack",
     "list_models",
     "create_model",
     "get_model_card",
@@ -109,14 +118,43 @@ class _Entry:
 _REGISTRY: dict[str, _Entry] = {}
 
 
+def accepted_overrides(fn: Callable[..., object]) -> frozenset[str]:
+    """The override names a builder declares: its keyword-only parameters plus, when it takes
+    ``**options: Unpack[SomeOptions]`` (PEP 692), the keys of that ``TypedDict`` (inherited ones too).
+
+    A bare ``**kwargs`` (no ``Unpack[TypedDict]`` annotation) is refused with ``TypeError``: the
+    registry could not tell which overrides it accepts, so every builder must declare them.
+    Positional parameters are not overrides (builders are called with keywords only).
+    """
+    params = inspect.signature(fn).parameters.values()
+    names = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    var_kw = next((p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+    if var_kw is None:
+        return frozenset(names)
+    # Model modules use ``from __future__ import annotations``: the annotation is a string until resolved.
+    hint = typing.get_type_hints(fn, include_extras=True).get(var_kw.name)
+    args = typing.get_args(hint) if typing.get_origin(hint) is Unpack else ()
+    options = args[0] if len(args) == 1 else None
+    if not hasattr(options, "__required_keys__"):  # what every TypedDict class (typing or typing_extensions) has
+        raise TypeError(
+            f"builder {fn.__qualname__}: **{var_kw.name} must be annotated Unpack[SomeTypedDict] so that the "
+            f"registry knows its overrides (got {hint!r})"
+        )
+    keys = set(options.__required_keys__) | set(options.__optional_keys__)
+    if keys & names:  # PEP 692 forbids it too: the keyword would be bound twice
+        raise TypeError(f"builder {fn.__qualname__}: {sorted(keys & names)} are both keyword-only and in "
+                        f"{options.__name__}")
+    return frozenset(names | keys)
+
+
 def register_model(card: ModelCard) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering ``fn`` under ``card.name``. The builder takes keyword overrides only."""
+    """Decorator registering ``fn`` under ``card.name``. The builder takes keyword overrides only:
+    keyword-only parameters and/or ``**options: Unpack[SomeTypedDict]`` (see :func:`accepted_overrides`)."""
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if card.name in _REGISTRY:
             raise ValueError(f"model {card.name!r} is registered twice")
-        params = inspect.signature(fn).parameters
-        accepts = frozenset(p for p in params if params[p].kind is inspect.Parameter.KEYWORD_ONLY)
+        accepts = accepted_overrides(fn)
         _REGISTRY[card.name] = _Entry(fn, card, accepts)
         fn.model_card = card  # type: ignore[attr-defined]
         return fn

@@ -42,14 +42,14 @@ timm/DeiT) whose patch kernel is inflated on the central frame and whose image h
 from __future__ import annotations
 
 import re
-from typing import Literal, Mapping, Sequence
+from typing import Literal, Mapping, Sequence, TypedDict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
-from ..registry import KINETICS_MEAN, KINETICS_STD, ModelCard, register_model
+from ..registry import KINETICS_MEAN, KINETICS_STD, ModelCard, Unpack, register_model
 from .layers import Linear, QuickGELU, check_input, drop_path, linear, stochastic_depth_rates, to_ntuple, trunc_normal_init
 from .vit import Block, InplaceQuickGELU, LayerNorm, convert_vit_state_dict, get_act_layer, resample_pos_embed
 
@@ -63,6 +63,7 @@ __all__ = [
     "RECIPES",
     "FUSIONS",
     "recipe_config",
+    "UniFormerV2Options",
 ]
 
 Fusion = Literal["sequential", "parallel", "hierarchical_kv", "hierarchical_q"]
@@ -795,7 +796,56 @@ def recipe_config(recipe: str | None, depth: int, **overrides) -> dict:
     return cfg
 
 
-def _build(variant: str, recipe: str | None, kw: dict) -> UniFormerV2:
+class UniFormerV2Options(TypedDict, total=False):
+    """Keyword overrides shared by the ``uniformerv2_*`` builders (PEP 692), named as in :class:`UniFormerV2`.
+
+    An option left out (or ``None``) takes the recipe's value (:data:`RECIPES`), else the variant's
+    size, else the :class:`UniFormerV2` default.
+
+    * ``img_size``, ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``, ``in_chans``:
+      the image ViT (the variant sets the first five).
+    * ``act_layer``, ``norm_eps``, ``pre_norm``, ``patch_bias``: its flavour (CLIP: quick GELU, 1e-5,
+      ``ln_pre``, no patch bias).
+    * ``local_mhra``, ``dw_reduction``: local UniBlocks (``"none"``/``"single"``/``"double"``) and the
+      LT-MHRA bottleneck.
+    * ``temporal_downsample``: ``3 x p x p`` patch embedding with temporal stride 2.
+    * ``global_layers``, ``global_num_heads``, ``global_mlp_ratio``, ``global_mlp_dropout``,
+      ``fusion``, ``global_attn``: global UniBlocks and multi-stage fusion.
+    * ``drop_path_rate``, ``global_drop_path_rate``, ``drop_rate``: regularisation.
+    * ``frozen``, ``grad_checkpointing``, ``checkpoint_num``: training switches.
+    """
+
+    img_size: int | None
+    patch_size: int | None
+    embed_dim: int | None
+    depth: int | None
+    num_heads: int | None
+    mlp_ratio: float | None
+    local_mhra: LocalMode | None
+    dw_reduction: float | None
+    temporal_downsample: bool | None
+    global_layers: int | Sequence[int] | None
+    global_num_heads: int | None
+    global_mlp_ratio: float | None
+    global_mlp_dropout: float | Sequence[float] | None
+    fusion: Fusion | None
+    global_attn: Literal["standard", "factorized"] | None
+    drop_path_rate: float | None
+    global_drop_path_rate: float | None
+    drop_rate: float | None
+    frozen: bool | None
+    grad_checkpointing: bool | None
+    checkpoint_num: int | None
+    act_layer: str | None
+    norm_eps: float | None
+    pre_norm: bool | None
+    patch_bias: bool | None
+    in_chans: int | None
+
+
+def _build(variant: str, recipe: str | None, num_classes: int, num_frames: int,
+           options: UniFormerV2Options) -> UniFormerV2:
+    kw: dict = dict(options, num_classes=num_classes, num_frames=num_frames)
     base = dict(_VARIANTS[variant])
     for k in list(base):
         if kw.get(k) is not None:
@@ -821,210 +871,44 @@ def _card(name, frames, size, classes, params, gflops, notes, extra=()) -> Model
                      paper_params_m=params, paper_gflops=gflops, notes=notes, extra_flops=extra)
 
 
-def _builder_kwargs(loc: dict) -> dict:
-    return {k: v for k, v in loc.items() if k != "recipe"}
-
-
 @register_model(_card("uniformerv2_b16", 8, 224, 400, 114.6, 148.1, _NOTE_K,
                       extra=(((3, 16, 224, 224), 296.2), ((3, 32, 224, 224), 592.4))))
-def uniformerv2_b16(
-    *,
-    recipe: str | None = "kinetics",
-    num_classes: int = 400,
-    num_frames: int = 8,
-    img_size: int | None = None,
-    patch_size: int | None = None,
-    embed_dim: int | None = None,
-    depth: int | None = None,
-    num_heads: int | None = None,
-    mlp_ratio: float | None = None,
-    local_mhra: LocalMode | None = None,
-    dw_reduction: float | None = None,
-    temporal_downsample: bool | None = None,
-    global_layers: int | Sequence[int] | None = None,
-    global_num_heads: int | None = None,
-    global_mlp_ratio: float | None = None,
-    global_mlp_dropout: float | Sequence[float] | None = None,
-    fusion: Fusion | None = None,
-    global_attn: Literal["standard", "factorized"] | None = None,
-    drop_path_rate: float | None = None,
-    global_drop_path_rate: float | None = None,
-    drop_rate: float | None = None,
-    frozen: bool | None = None,
-    grad_checkpointing: bool | None = None,
-    checkpoint_num: int | None = None,
-    act_layer: str | None = None,
-    norm_eps: float | None = None,
-    pre_norm: bool | None = None,
-    patch_bias: bool | None = None,
-    in_chans: int | None = None,
-) -> UniFormerV2:
+def uniformerv2_b16(*, recipe: str | None = "kinetics", num_classes: int = 400, num_frames: int = 8,
+                    **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
     """UniFormerV2-B/16: CLIP ViT-B/16 armed; Kinetics recipe by default (``recipe="ssv2"`` for the other).
 
-    Arguments left at ``None`` take the recipe's value (``RECIPES``) or the variant's size.
+    Options (:class:`UniFormerV2Options`) left out take the recipe's value or the variant's size.
     """
-    return _build("b16", recipe, _builder_kwargs(locals()))
+    return _build("b16", recipe, num_classes, num_frames, options)
 
 
 @register_model(_card("uniformerv2_l14", 8, 224, 400, 354.1, 665.6, _NOTE_K,
                       extra=(((3, 16, 224, 224), 1331.2), ((3, 32, 224, 224), 2662.4))))
-def uniformerv2_l14(
-    *,
-    recipe: str | None = "kinetics",
-    num_classes: int = 400,
-    num_frames: int = 8,
-    img_size: int | None = None,
-    patch_size: int | None = None,
-    embed_dim: int | None = None,
-    depth: int | None = None,
-    num_heads: int | None = None,
-    mlp_ratio: float | None = None,
-    local_mhra: LocalMode | None = None,
-    dw_reduction: float | None = None,
-    temporal_downsample: bool | None = None,
-    global_layers: int | Sequence[int] | None = None,
-    global_num_heads: int | None = None,
-    global_mlp_ratio: float | None = None,
-    global_mlp_dropout: float | Sequence[float] | None = None,
-    fusion: Fusion | None = None,
-    global_attn: Literal["standard", "factorized"] | None = None,
-    drop_path_rate: float | None = None,
-    global_drop_path_rate: float | None = None,
-    drop_rate: float | None = None,
-    frozen: bool | None = None,
-    grad_checkpointing: bool | None = None,
-    checkpoint_num: int | None = None,
-    act_layer: str | None = None,
-    norm_eps: float | None = None,
-    pre_norm: bool | None = None,
-    patch_bias: bool | None = None,
-    in_chans: int | None = None,
-) -> UniFormerV2:
-    """UniFormerV2-L/14: CLIP ViT-L/14 armed; Kinetics recipe by default.
-
-    Arguments left at ``None`` take the recipe's value (``RECIPES``) or the variant's size.
-    """
-    return _build("l14", recipe, _builder_kwargs(locals()))
+def uniformerv2_l14(*, recipe: str | None = "kinetics", num_classes: int = 400, num_frames: int = 8,
+                    **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
+    """UniFormerV2-L/14: CLIP ViT-L/14 armed; Kinetics recipe by default."""
+    return _build("l14", recipe, num_classes, num_frames, options)
 
 
 @register_model(_card("uniformerv2_l14_336", 8, 336, 400, 354.4, 1567.0, _NOTE_K + " 32x336: 6268 GFLOPs.",
                       extra=(((3, 32, 336, 336), 6268.0), ((3, 64, 336, 336), 12535.6))))
-def uniformerv2_l14_336(
-    *,
-    recipe: str | None = "kinetics",
-    num_classes: int = 400,
-    num_frames: int = 8,
-    img_size: int | None = None,
-    patch_size: int | None = None,
-    embed_dim: int | None = None,
-    depth: int | None = None,
-    num_heads: int | None = None,
-    mlp_ratio: float | None = None,
-    local_mhra: LocalMode | None = None,
-    dw_reduction: float | None = None,
-    temporal_downsample: bool | None = None,
-    global_layers: int | Sequence[int] | None = None,
-    global_num_heads: int | None = None,
-    global_mlp_ratio: float | None = None,
-    global_mlp_dropout: float | Sequence[float] | None = None,
-    fusion: Fusion | None = None,
-    global_attn: Literal["standard", "factorized"] | None = None,
-    drop_path_rate: float | None = None,
-    global_drop_path_rate: float | None = None,
-    drop_rate: float | None = None,
-    frozen: bool | None = None,
-    grad_checkpointing: bool | None = None,
-    checkpoint_num: int | None = None,
-    act_layer: str | None = None,
-    norm_eps: float | None = None,
-    pre_norm: bool | None = None,
-    patch_bias: bool | None = None,
-    in_chans: int | None = None,
-) -> UniFormerV2:
-    """UniFormerV2-L/14@336: CLIP ViT-L/14@336px armed; Kinetics recipe by default.
-
-    Arguments left at ``None`` take the recipe's value (``RECIPES``) or the variant's size.
-    """
-    return _build("l14_336", recipe, _builder_kwargs(locals()))
+def uniformerv2_l14_336(*, recipe: str | None = "kinetics", num_classes: int = 400, num_frames: int = 8,
+                        **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
+    """UniFormerV2-L/14@336: CLIP ViT-L/14@336px armed; Kinetics recipe by default."""
+    return _build("l14_336", recipe, num_classes, num_frames, options)
 
 
 @register_model(_card("uniformerv2_b16_ssv2", 16, 224, 174, 163.0, 187.2, _NOTE_S,
                       extra=(((3, 32, 224, 224), 374.4),)))
-def uniformerv2_b16_ssv2(
-    *,
-    recipe: str | None = "ssv2",
-    num_classes: int = 174,
-    num_frames: int = 16,
-    img_size: int | None = None,
-    patch_size: int | None = None,
-    embed_dim: int | None = None,
-    depth: int | None = None,
-    num_heads: int | None = None,
-    mlp_ratio: float | None = None,
-    local_mhra: LocalMode | None = None,
-    dw_reduction: float | None = None,
-    temporal_downsample: bool | None = None,
-    global_layers: int | Sequence[int] | None = None,
-    global_num_heads: int | None = None,
-    global_mlp_ratio: float | None = None,
-    global_mlp_dropout: float | Sequence[float] | None = None,
-    fusion: Fusion | None = None,
-    global_attn: Literal["standard", "factorized"] | None = None,
-    drop_path_rate: float | None = None,
-    global_drop_path_rate: float | None = None,
-    drop_rate: float | None = None,
-    frozen: bool | None = None,
-    grad_checkpointing: bool | None = None,
-    checkpoint_num: int | None = None,
-    act_layer: str | None = None,
-    norm_eps: float | None = None,
-    pre_norm: bool | None = None,
-    patch_bias: bool | None = None,
-    in_chans: int | None = None,
-) -> UniFormerV2:
-    """UniFormerV2-B/16 with the Something-Something recipe (16 frames -> 8 after the 3x16x16 embedding).
-
-    Arguments left at ``None`` take the recipe's value (``RECIPES``) or the variant's size.
-    """
-    return _build("b16", recipe, _builder_kwargs(locals()))
+def uniformerv2_b16_ssv2(*, recipe: str | None = "ssv2", num_classes: int = 174, num_frames: int = 16,
+                         **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
+    """UniFormerV2-B/16 with the Something-Something recipe (16 frames -> 8 after the 3x16x16 embedding)."""
+    return _build("b16", recipe, num_classes, num_frames, options)
 
 
 @register_model(_card("uniformerv2_l14_ssv2", 16, 224, 174, 573.9, 858.2, _NOTE_S,
                       extra=(((3, 32, 224, 224), 1716.2),)))
-def uniformerv2_l14_ssv2(
-    *,
-    recipe: str | None = "ssv2",
-    num_classes: int = 174,
-    num_frames: int = 16,
-    img_size: int | None = None,
-    patch_size: int | None = None,
-    embed_dim: int | None = None,
-    depth: int | None = None,
-    num_heads: int | None = None,
-    mlp_ratio: float | None = None,
-    local_mhra: LocalMode | None = None,
-    dw_reduction: float | None = None,
-    temporal_downsample: bool | None = None,
-    global_layers: int | Sequence[int] | None = None,
-    global_num_heads: int | None = None,
-    global_mlp_ratio: float | None = None,
-    global_mlp_dropout: float | Sequence[float] | None = None,
-    fusion: Fusion | None = None,
-    global_attn: Literal["standard", "factorized"] | None = None,
-    drop_path_rate: float | None = None,
-    global_drop_path_rate: float | None = None,
-    drop_rate: float | None = None,
-    frozen: bool | None = None,
-    grad_checkpointing: bool | None = None,
-    checkpoint_num: int | None = None,
-    act_layer: str | None = None,
-    norm_eps: float | None = None,
-    pre_norm: bool | None = None,
-    patch_bias: bool | None = None,
-    in_chans: int | None = None,
-) -> UniFormerV2:
-    """UniFormerV2-L/14 with the Something-Something recipe (global UniBlocks on the last 16 layers).
-
-    Arguments left at ``None`` take the recipe's value (``RECIPES``) or the variant's size.
-    """
-    return _build("l14", recipe, _builder_kwargs(locals()))
+def uniformerv2_l14_ssv2(*, recipe: str | None = "ssv2", num_classes: int = 174, num_frames: int = 16,
+                         **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
+    """UniFormerV2-L/14 with the Something-Something recipe (global UniBlocks on the last 16 layers)."""
+    return _build("l14", recipe, num_classes, num_frames, options)

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable, Literal, Mapping
+from typing import Callable, Literal, Mapping, TypedDict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
-from ..registry import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ModelCard, register_model
+from ..registry import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ModelCard, Unpack, register_model
 from .layers import (
     Attention,
     DropPath,
@@ -55,6 +55,7 @@ __all__ = [
     "convert_vit_state_dict",
     "get_act_layer",
     "InplaceQuickGELU",
+    "VisionTransformerOptions",
 ]
 
 ActName = Literal["gelu", "quick_gelu"]
@@ -449,9 +450,44 @@ class VisionTransformer(nn.Module):
 
 
 # --------------------------------------------------------------------------- builders
-_KW = ("num_classes", "img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias",
-       "pre_norm", "final_norm", "patch_bias", "act_layer", "norm_eps", "proj_dim", "global_pool", "init_values",
-       "drop_rate", "attn_drop_rate", "drop_path_rate", "in_chans")
+class VisionTransformerOptions(TypedDict, total=False):
+    """Keyword overrides of the ``vit_*`` builders (PEP 692), named and documented as in
+    :class:`VisionTransformer`; one left out takes the builder's value (its size and CLIP/timm
+    flavour), else the :class:`VisionTransformer` default.
+
+    * ``num_classes``, ``in_chans``, ``img_size``, ``patch_size``: classes and input.
+    * ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``, ``qkv_bias``: the transformer.
+    * ``pre_norm``, ``final_norm``, ``patch_bias``, ``act_layer``, ``norm_eps``: CLIP vs timm flavour.
+    * ``proj_dim``, ``global_pool``, ``init_values``: CLIP projection, pooling, layer scale.
+    * ``drop_rate``, ``attn_drop_rate``, ``drop_path_rate``: regularisation.
+    """
+
+    num_classes: int
+    img_size: int | tuple[int, int]
+    patch_size: int
+    embed_dim: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float
+    qkv_bias: bool
+    pre_norm: bool
+    final_norm: bool
+    patch_bias: bool
+    act_layer: ActName
+    norm_eps: float
+    proj_dim: int | None
+    global_pool: Literal["token", "avg"]
+    init_values: float | None
+    drop_rate: float
+    attn_drop_rate: float
+    drop_path_rate: float
+    in_chans: int
+
+
+# OpenAI CLIP's image tower: ln_pre, QuickGELU, eps 1e-5, no patch bias (ln_post is the final norm).
+_CLIP_FLAVOUR = dict(pre_norm=True, patch_bias=False, act_layer="quick_gelu", norm_eps=1e-5)
+_B16 = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12)
+_L14 = dict(patch_size=14, embed_dim=1024, depth=24, num_heads=16)
 
 
 def _clip_card(name: str, notes: str) -> ModelCard:
@@ -468,15 +504,9 @@ def _clip_card(name: str, notes: str) -> ModelCard:
     "`visual.*` / HF CLIPVisionModel / timm checkpoints; build with num_classes=0 for CLIP features and "
     "proj_dim=512 to keep CLIP's image-text projection. 85.8M params without head, 17.6 GFLOPs.",
 ))
-def vit_base_patch16_clip_224(*, num_classes: int = 1000, img_size: int = 224, patch_size: int = 16,
-                              embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
-                              qkv_bias: bool = True, pre_norm: bool = True, final_norm: bool = True,
-                              patch_bias: bool = False, act_layer: ActName = "quick_gelu", norm_eps: float = 1e-5,
-                              proj_dim: int | None = None, global_pool: str = "token",
-                              init_values: float | None = None, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
-                              drop_path_rate: float = 0.0, in_chans: int = 3) -> VisionTransformer:
+def vit_base_patch16_clip_224(**options: Unpack[VisionTransformerOptions]) -> VisionTransformer:
     """CLIP ViT-B/16 image encoder as an image classifier."""
-    return VisionTransformer(**{k: v for k, v in locals().items() if k in _KW})
+    return VisionTransformer(**{**_B16, **_CLIP_FLAVOUR, "img_size": 224, **options})
 
 
 @register_model(_clip_card(
@@ -484,16 +514,9 @@ def vit_base_patch16_clip_224(*, num_classes: int = 1000, img_size: int = 224, p
     "OpenAI CLIP ViT-L/14 image tower (24 blocks, width 1024, 16 heads, patch 14). Same options as the B/16. "
     "303.2M params without head, 81.0 GFLOPs.",
 ))
-def vit_large_patch14_clip_224(*, num_classes: int = 1000, img_size: int = 224, patch_size: int = 14,
-                               embed_dim: int = 1024, depth: int = 24, num_heads: int = 16, mlp_ratio: float = 4.0,
-                               qkv_bias: bool = True, pre_norm: bool = True, final_norm: bool = True,
-                               patch_bias: bool = False, act_layer: ActName = "quick_gelu", norm_eps: float = 1e-5,
-                               proj_dim: int | None = None, global_pool: str = "token",
-                               init_values: float | None = None, drop_rate: float = 0.0,
-                               attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                               in_chans: int = 3) -> VisionTransformer:
+def vit_large_patch14_clip_224(**options: Unpack[VisionTransformerOptions]) -> VisionTransformer:
     """CLIP ViT-L/14 image encoder as an image classifier."""
-    return VisionTransformer(**{k: v for k, v in locals().items() if k in _KW})
+    return VisionTransformer(**{**_L14, **_CLIP_FLAVOUR, "img_size": 224, **options})
 
 
 @register_model(ModelCard(
@@ -502,16 +525,9 @@ def vit_large_patch14_clip_224(*, num_classes: int = 1000, img_size: int = 224, 
     table="CLIP Table 19 (architecture)", input_size=(3, 336, 336), num_classes=1000, mean=CLIP_MEAN, std=CLIP_STD,
     notes="OpenAI CLIP ViT-L/14@336px image tower.",
 ))
-def vit_large_patch14_clip_336(*, num_classes: int = 1000, img_size: int = 336, patch_size: int = 14,
-                               embed_dim: int = 1024, depth: int = 24, num_heads: int = 16, mlp_ratio: float = 4.0,
-                               qkv_bias: bool = True, pre_norm: bool = True, final_norm: bool = True,
-                               patch_bias: bool = False, act_layer: ActName = "quick_gelu", norm_eps: float = 1e-5,
-                               proj_dim: int | None = None, global_pool: str = "token",
-                               init_values: float | None = None, drop_rate: float = 0.0,
-                               attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                               in_chans: int = 3) -> VisionTransformer:
+def vit_large_patch14_clip_336(**options: Unpack[VisionTransformerOptions]) -> VisionTransformer:
     """CLIP ViT-L/14@336 image encoder as an image classifier."""
-    return VisionTransformer(**{k: v for k, v in locals().items() if k in _KW})
+    return VisionTransformer(**{**_L14, **_CLIP_FLAVOUR, "img_size": 336, **options})
 
 
 @register_model(ModelCard(
@@ -521,12 +537,6 @@ def vit_large_patch14_clip_336(*, num_classes: int = 1000, img_size: int = 336, 
     notes="timm/DeiT layout: GELU, eps 1e-6, patch bias, final norm, class-token head. Loads timm and DeiT "
           "checkpoints (`model` wrapper unwrapped by the loader).",
 ))
-def vit_base_patch16_224(*, num_classes: int = 1000, img_size: int = 224, patch_size: int = 16, embed_dim: int = 768,
-                         depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                         pre_norm: bool = False, final_norm: bool = True, patch_bias: bool = True,
-                         act_layer: ActName = "gelu", norm_eps: float = 1e-6, proj_dim: int | None = None,
-                         global_pool: str = "token", init_values: float | None = None, drop_rate: float = 0.0,
-                         attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                         in_chans: int = 3) -> VisionTransformer:
-    """ViT-B/16 in the timm/DeiT layout."""
-    return VisionTransformer(**{k: v for k, v in locals().items() if k in _KW})
+def vit_base_patch16_224(**options: Unpack[VisionTransformerOptions]) -> VisionTransformer:
+    """ViT-B/16 in the timm/DeiT layout (the :class:`VisionTransformer` defaults)."""
+    return VisionTransformer(**{**_B16, "img_size": 224, **options})

@@ -42,14 +42,14 @@ from __future__ import annotations
 import math
 import os
 from functools import partial
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Callable, Literal, Mapping, Sequence, TypedDict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from ..registry import ModelCard, register_model
+from ..registry import ModelCard, Unpack, register_model
 from .layers import Attention, DropPath, Linear, Mlp, check_input, stochastic_depth_rates, to_ntuple
 
 __all__ = [
@@ -64,6 +64,10 @@ __all__ = [
     "init_from_image_vit",
     "VIVIT_SIZES",
     "MODEL_TYPES",
+    "ViViTOptions",
+    "ViViTClassifierOptions",
+    "ViViTFactorisedEncoderOptions",
+    "ViViTFactorisedSelfAttentionOptions",
 ]
 
 ModelType = Literal["spatiotemporal", "factorised_encoder", "factorised_self_attention", "factorised_dot_product"]
@@ -847,104 +851,81 @@ def _card(size: str, model_type: str) -> ModelCard:
     )
 
 
-def _build(size: str, model_type: str, overrides: dict) -> ViViT:
-    # ``overrides`` is a builder's locals(): drop the closed-over size and unset (None) options.
-    cfg = {**VIVIT_SIZES[size], **{k: v for k, v in overrides.items() if v is not None and k != "size"}}
+class ViViTOptions(TypedDict, total=False):
+    """Keyword overrides of every ``vivit_*`` builder (PEP 692), named as in :class:`ViViT`.
+
+    Left out (or ``None``), an option takes the size's value (:data:`VIVIT_SIZES`: ``embed_dim``,
+    ``depth``, ``num_heads``, ``mlp_dim``) or the :class:`ViViT` default, the one place the
+    defaults live: 400 classes, 32 frames at 224x224, 3 channels, ``"tubelet"`` embedding of
+    ``(2, 16, 16)``, no dropout or stochastic depth, LayerNorm eps 1e-6, tanh GELU.
+
+    * ``num_classes``: an ``int``, a tuple of ints or a ``{name: int}`` mapping (multi-head).
+    * ``num_frames``, ``img_size``, ``in_chans``: the input clip.
+    * ``embedding``, ``tubelet_size``, ``num_sampled_frames``: tubelet or uniform-frame embedding (Sec. 3.2).
+    * ``embed_dim``, ``depth``, ``num_heads``, ``mlp_dim``: the transformer.
+    * ``drop_rate``, ``attn_drop_rate``, ``drop_path_rate``: regularisation.
+    * ``norm_eps``, ``gelu``: LayerNorm epsilon and GELU form (``"tanh"`` or ``"exact"``).
+    """
+
+    num_classes: NumClasses
+    num_frames: int
+    img_size: int | tuple[int, int]
+    in_chans: int
+    embedding: Literal["tubelet", "frame"]
+    tubelet_size: int | tuple[int, int, int]
+    num_sampled_frames: int | None
+    embed_dim: int | None
+    depth: int | None
+    num_heads: int | None
+    mlp_dim: int | None
+    drop_rate: float
+    attn_drop_rate: float
+    drop_path_rate: float
+    norm_eps: float
+    gelu: Literal["tanh", "exact"]
+
+
+class ViViTClassifierOptions(ViViTOptions, total=False):
+    """Models 1 and 2 (they have a CLS token) add ``classifier``: ``"token"`` (default) or ``"gap"``."""
+
+    classifier: Literal["token", "gap"]
+
+
+class ViViTFactorisedEncoderOptions(ViViTClassifierOptions, total=False):
+    """Model 2 adds the temporal encoder: ``temporal_depth`` (``L_t``, default 4; 0 averages the
+    frame tokens), ``temporal_num_heads`` and ``temporal_mlp_dim`` (default: the spatial ones)."""
+
+    temporal_depth: int
+    temporal_num_heads: int | None
+    temporal_mlp_dim: int | None
+
+
+class ViViTFactorisedSelfAttentionOptions(ViViTOptions, total=False):
+    """Model 3 adds ``attention_order``: ``"space_time"`` (the paper, default) or ``"time_space"``."""
+
+    attention_order: Literal["space_time", "time_space"]
+
+
+def _build(size: str, model_type: str, options: ViViTOptions) -> ViViT:
+    cfg = {**VIVIT_SIZES[size], **{k: v for k, v in options.items() if v is not None}}
     if "tubelet_size" in cfg:
         cfg["tubelet_size"] = to_ntuple(cfg["tubelet_size"], 3)
     return ViViT(model_type=model_type, **cfg)
 
 
 def _builders_for(size: str) -> dict[str, Callable[..., ViViT]]:
-    def spatiotemporal(
-        *,
-        num_classes: NumClasses = 400,
-        num_frames: int = 32,
-        img_size: int | tuple[int, int] = 224,
-        in_chans: int = 3,
-        embedding: str = "tubelet",
-        tubelet_size: int | tuple[int, int, int] = (2, 16, 16),
-        num_sampled_frames: int | None = None,
-        embed_dim: int | None = None,
-        depth: int | None = None,
-        num_heads: int | None = None,
-        mlp_dim: int | None = None,
-        classifier: str = "token",
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-        norm_eps: float = 1e-6,
-        gelu: str = "tanh",
-    ) -> ViViT:
-        return _build(size, "spatiotemporal", dict(locals()))
+    # One builder per model type; the Unpack annotations tell the registry which overrides each takes.
+    def spatiotemporal(**options: Unpack[ViViTClassifierOptions]) -> ViViT:
+        return _build(size, "spatiotemporal", options)
 
-    def factorised_encoder(
-        *,
-        num_classes: NumClasses = 400,
-        num_frames: int = 32,
-        img_size: int | tuple[int, int] = 224,
-        in_chans: int = 3,
-        embedding: str = "tubelet",
-        tubelet_size: int | tuple[int, int, int] = (2, 16, 16),
-        num_sampled_frames: int | None = None,
-        embed_dim: int | None = None,
-        depth: int | None = None,
-        num_heads: int | None = None,
-        mlp_dim: int | None = None,
-        temporal_depth: int = 4,
-        temporal_num_heads: int | None = None,
-        temporal_mlp_dim: int | None = None,
-        classifier: str = "token",
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-        norm_eps: float = 1e-6,
-        gelu: str = "tanh",
-    ) -> ViViT:
-        return _build(size, "factorised_encoder", dict(locals()))
+    def factorised_encoder(**options: Unpack[ViViTFactorisedEncoderOptions]) -> ViViT:
+        return _build(size, "factorised_encoder", options)
 
-    def factorised_self_attention(
-        *,
-        num_classes: NumClasses = 400,
-        num_frames: int = 32,
-        img_size: int | tuple[int, int] = 224,
-        in_chans: int = 3,
-        embedding: str = "tubelet",
-        tubelet_size: int | tuple[int, int, int] = (2, 16, 16),
-        num_sampled_frames: int | None = None,
-        embed_dim: int | None = None,
-        depth: int | None = None,
-        num_heads: int | None = None,
-        mlp_dim: int | None = None,
-        attention_order: str = "space_time",
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-        norm_eps: float = 1e-6,
-        gelu: str = "tanh",
-    ) -> ViViT:
-        return _build(size, "factorised_self_attention", dict(locals()))
+    def factorised_self_attention(**options: Unpack[ViViTFactorisedSelfAttentionOptions]) -> ViViT:
+        return _build(size, "factorised_self_attention", options)
 
-    def factorised_dot_product(
-        *,
-        num_classes: NumClasses = 400,
-        num_frames: int = 32,
-        img_size: int | tuple[int, int] = 224,
-        in_chans: int = 3,
-        embedding: str = "tubelet",
-        tubelet_size: int | tuple[int, int, int] = (2, 16, 16),
-        num_sampled_frames: int | None = None,
-        embed_dim: int | None = None,
-        depth: int | None = None,
-        num_heads: int | None = None,
-        mlp_dim: int | None = None,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-        norm_eps: float = 1e-6,
-        gelu: str = "tanh",
-    ) -> ViViT:
-        return _build(size, "factorised_dot_product", dict(locals()))
+    def factorised_dot_product(**options: Unpack[ViViTOptions]) -> ViViT:
+        return _build(size, "factorised_dot_product", options)
 
     return {
         "spatiotemporal": spatiotemporal,
