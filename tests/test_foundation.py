@@ -35,6 +35,15 @@ def test_create_model_card_follows_overrides():
     assert m.head.out_features == 3
 
 
+def test_card_overrides_none_means_default():
+    card = vf.get_model_card("uniformerv2_b16")
+    assert card.with_overrides(num_classes=None, num_frames=None, img_size=None) == card
+    assert card.with_overrides(num_classes=None, num_frames=4, img_size=(64, 96)).input_size == (3, 4, 64, 96)
+    # the builder reads None as "keep the default"; create_model used to fail on int(None)
+    m = vf.build_on_meta(lambda: vf.create_model("uniformerv2_b16", num_classes=None, num_frames=None))
+    assert m.model_card == card and m.head.out_features == card.num_classes == 400
+
+
 def test_unknown_model_message():
     with pytest.raises(ValueError, match="unknown model 'uniformer_smal'"):
         vf.create_model("uniformer_smal")
@@ -211,3 +220,13 @@ def test_cli_models_table():
     assert rows["uniformer_small"]["params_m"] == pytest.approx(21.4, rel=0.01)
     assert rows["uniformer_small"]["gflops"] == pytest.approx(41.8, rel=0.02)
     assert rows["uniformer_small"]["paper_gflops"] == 41.8
+
+
+def test_none_num_classes_and_frames_mean_the_builders_defaults():
+    import videoformers as vf
+
+    for name in ("uniformerv2_b16", "uniformerv2_b16_ssv2"):
+        m = vf.build_on_meta(lambda: vf.create_model(name, num_classes=None, num_frames=None))
+        card = vf.get_model_card(name)
+        assert m.head.out_features == card.num_classes and m.num_frames == card.input_size[1]
+        assert m.model_card.num_classes == card.num_classes and m.model_card.input_size == card.input_size

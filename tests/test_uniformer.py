@@ -86,6 +86,23 @@ def test_unknown_override_is_named():
         vf.create_model("uniformer_small", depthh=3)
 
 
+def test_builders_declare_options_once():
+    # Per-model config as keyword-only parameters, the shared rest from UniFormerOptions (PEP 692).
+    from videoformers.registry import _entry
+
+    image = {"num_classes", "img_size", "depth", "embed_dim", "head_dim", "drop_path_rate", "layer_scale_init_value",
+             "mlp_ratio", "qkv_bias", "drop_rate", "attn_drop_rate", "in_chans", "stage_types", "window_size",
+             "window_pattern"}
+    assert _entry("uniformer_small").accepts == image | {"num_frames"}
+    assert _entry("uniformer_small_plus_image").accepts == image
+    assert _entry("uniformer_large_image").accepts == image | {"token_label_head"}
+    with pytest.raises(TypeError, match="num_frames"):
+        vf.create_model("uniformer_base_image", num_frames=8)
+    model = vf.build_on_meta(lambda: vf.create_model("uniformer_base_ls_image", mlp_ratio=(4, 4, 3, 3)))
+    assert model.blocks1[0].gamma_1 is None and model.blocks3[0].gamma_1 is not None  # fixed layer_scale_local
+    assert model.blocks3[0].mlp.fc1.out_features == 3 * 320
+
+
 def test_window_covering_whole_map_equals_global():
     torch.manual_seed(0)
     glob = vf.create_model("uniformer_small", **TINY).eval()

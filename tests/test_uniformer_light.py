@@ -112,3 +112,36 @@ def test_shapes_and_grad_checkpointing():
 def test_video_any_frames(frames):
     model = vf.create_model("uniformer_xxs", num_classes=4, **TINY).eval()
     assert model(torch.randn(1, 3, frames, 64, 64)).shape == (1, 4)
+
+
+def test_hourglass_blocks_built_once(monkeypatch):
+    # HUniFormer builds its stage 3-4 blocks through UniFormer._make_block: no plain global block is
+    # built and thrown away; the first stage-3 block keeps all tokens, the last pools the scores.
+    from videoformers.models import uniformer
+
+    built = []
+    init = uniformer.GlobalUniFormerBlock.__init__
+
+    def spy(self, *args, **kwargs):
+        built.append(type(self).__name__)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(uniformer.GlobalUniFormerBlock, "__init__", spy)
+    model = vf.create_model("uniformer_xxs", shrink_ratio=0.25, score_momentum=0.3, **TINY)
+    assert built == ["HUniFormerBlock"] * 5
+    assert [b.shrink_ratio for b in model.blocks3] == [1.0, 0.25, 0.25]
+    assert [b.pool_scores for b in (*model.blocks3, *model.blocks4)] == [False, False, True, False, False]
+    assert {(b.score_momentum, b.fast_update_scale) for b in (*model.blocks3, *model.blocks4)} == {(0.3, "branch")}
+    assert vf.create_model("uniformer_xxs_image", **TINY).blocks4[0].fast_update_scale == "gamma_3"
+
+
+def test_builders_declare_options_once():
+    from videoformers.registry import _entry
+
+    image = {"num_classes", "img_size", "depth", "embed_dim", "head_dim", "drop_path_rate", "fast_update_scale",
+             "mlp_ratio", "qkv_bias", "drop_rate", "attn_drop_rate", "in_chans", "shrink_ratio", "score_momentum",
+             "layer_scale_init_value"}
+    assert _entry("uniformer_xxs_image").accepts == _entry("uniformer_xs_image").accepts == image
+    assert _entry("uniformer_xxs").accepts == _entry("uniformer_xs").accepts == image | {"num_frames"}
+    with pytest.raises(TypeError, match="window_size"):
+        vf.create_model("uniformer_xxs", window_size=7)

@@ -5,8 +5,8 @@ Benchmarking / fixture-making glue, not part of the library: the authors' backbo
 nothing of theirs is copied here. It imports ``timm``, ``mmcv`` and ``mmaction`` helpers; where
 those cannot be imported, torch-only stand-ins are put into ``sys.modules`` first:
 
-- ``timm.models.layers``: ``DropPath`` (timm semantics: per-sample, rescaled by the keep
-  probability, identity in eval, ``drop_prob`` attribute) and ``trunc_normal_``
+- ``timm.models.layers``: ``DropPath`` (``_shim.TimmDropPath``, timm semantics: per-sample,
+  rescaled by the keep probability, identity in eval, ``drop_prob`` attribute) and ``trunc_normal_``
   (``torch.nn.init.trunc_normal_``);
 - ``mmcv.runner.load_checkpoint`` (non-strict ``load_state_dict`` of the unwrapped state dict);
 - ``mmaction.utils.get_root_logger`` (``logging.getLogger``);
@@ -29,7 +29,6 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import itertools
 import logging
@@ -40,6 +39,12 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+
+try:
+    from ._shim import TIMM_LAYERS, Registry, provide, stand_in
+except ImportError:  # executed as a file (benchmarks/dualformer_vs_official.py loads it by path)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    from benchmarks.official._shim import TIMM_LAYERS, Registry, provide, stand_in
 
 __all__ = ["OFFICIAL_FILE", "OFFICIAL_CONFIGS", "install_shim", "load_official_module", "build_official", "OfficialDualFormer"]
 
@@ -82,21 +87,6 @@ _counter = itertools.count()
 # --------------------------------------------------------------------------------------------------
 # torch-only shim
 # --------------------------------------------------------------------------------------------------
-class _TimmDropPath(nn.Module):
-    """timm's ``DropPath``: drop the residual branch per sample, scale the kept ones by 1/keep."""
-
-    def __init__(self, drop_prob: float = 0.0) -> None:
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1 - self.drop_prob
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-
 def _mmcv_load_checkpoint(model: nn.Module, filename: str, map_location: str = "cpu", strict: bool = False,
                           logger: Any = None) -> dict:
     ckpt = torch.load(filename, map_location=map_location, weights_only=True)
@@ -107,64 +97,17 @@ def _mmcv_load_checkpoint(model: nn.Module, filename: str, map_location: str = "
     return ckpt
 
 
-class _Registry:
-    def register_module(self, *args: Any, **kwargs: Any) -> Any:
-        if args and isinstance(args[0], type):
-            return args[0]
-        return lambda cls: cls
-
-
-def _module(name: str, **attrs: Any) -> types.ModuleType:
-    """The module ``name`` from ``sys.modules`` (created as an empty package if absent), with the
-    given attributes added where it lacks them (another loader's shim is left as it is)."""
-    mod = sys.modules.get(name)
-    if mod is None:
-        mod = types.ModuleType(name)
-        mod.__path__ = []
-        mod.__df_shim__ = True
-        sys.modules[name] = mod
-        if "." in name:
-            parent, _, child = name.rpartition(".")
-            setattr(_module(parent), child, mod)
-    for k, v in attrs.items():
-        if not hasattr(mod, k):
-            setattr(mod, k, v)
-    return mod
-
-
-def _importable(name: str) -> bool:
-    if name in sys.modules:
-        return True
-    try:
-        importlib.import_module(name)
-        return True
-    except Exception:  # ImportError, or a broken install (timm without torchvision)
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            if not getattr(sys.modules[key], "__df_shim__", False):
-                del sys.modules[key]
-        return False
-
-
 def install_shim() -> dict[str, str]:
-    """Make the authors' imports resolvable; returns ``{package: "real" | "shim"}``."""
-    used: dict[str, str] = {}
-    if _importable("timm.models.layers"):
-        used["timm"] = "real"
-    else:
-        _module("timm.models.layers", DropPath=_TimmDropPath, trunc_normal_=nn.init.trunc_normal_)
-        used["timm"] = "shim"
-    if _importable("mmcv.runner"):
-        used["mmcv"] = "real"
-    else:
-        _module("mmcv.runner", load_checkpoint=_mmcv_load_checkpoint)
-        used["mmcv"] = "shim"
-    if _importable("mmaction.utils"):
-        used["mmaction"] = "real"
-    else:
-        _module("mmaction.utils", get_root_logger=lambda *a, **k: logging.getLogger("mmaction"))
-        used["mmaction"] = "shim"
-    _module(_PKG + ".builder", BACKBONES=_Registry())
-    _module(_PKG + ".backbones")
+    """Make the authors' imports resolvable; returns ``{package: "real" | "shim"}`` (see
+    ``benchmarks/official/_shim.py`` for how stand-ins coexist with the other loaders')."""
+    used = {
+        "timm": provide("timm.models.layers", {"timm.models.layers": TIMM_LAYERS}),
+        "mmcv": provide("mmcv.runner", {"mmcv.runner": {"load_checkpoint": _mmcv_load_checkpoint}}),
+        "mmaction": provide("mmaction.utils", {
+            "mmaction.utils": {"get_root_logger": lambda *a, **k: logging.getLogger("mmaction")}}),
+    }
+    stand_in(_PKG + ".builder", BACKBONES=Registry())
+    stand_in(_PKG + ".backbones")
     return used
 
 

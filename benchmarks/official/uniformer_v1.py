@@ -5,7 +5,8 @@ files *at runtime* from a clone on disk (nothing of theirs is copied here). Thei
 ``timm``, PySlowFast (``slowfast``) and MMDetection/MMCV helpers; where those cannot be imported, a
 small torch-only stand-in is injected into ``sys.modules`` first:
 
-- ``timm.models.layers``: ``DropPath`` (``videoformers.models.layers.DropPath``), ``to_2tuple``,
+- ``timm.models.layers``: ``DropPath`` (``_shim.TimmDropPath``: ``videoformers.models.layers.DropPath``
+  under timm's ``drop_prob`` name), ``to_2tuple``,
   ``trunc_normal_`` (``torch.nn.init.trunc_normal_``, same signature); ``timm.models.registry.register_model``
   (identity decorator); ``timm.models.vision_transformer._cfg`` (returns a dict of its kwargs);
 - ``slowfast.utils.logging.get_logger`` (``logging.getLogger``) and, for the relative
@@ -28,7 +29,6 @@ Example (timings against our implementation)::
 from __future__ import annotations
 
 import contextlib
-import importlib
 import importlib.util
 import io
 import itertools
@@ -37,10 +37,16 @@ import os
 import sys
 import types
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
+
+try:
+    from ._shim import SLOWFAST_LOGGING, TIMM_LAYERS, Registry, provide, stand_in
+except ImportError:  # executed as a file rather than as benchmarks.official.uniformer_v1
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    from benchmarks.official._shim import SLOWFAST_LOGGING, TIMM_LAYERS, Registry, provide, stand_in
 
 __all__ = [
     "OFFICIAL_FILES",
@@ -72,55 +78,8 @@ _counter = itertools.count()
 
 
 # --------------------------------------------------------------------------------------------------
-# torch-only shim
+# torch-only shim (the rule for real vs stand-in modules lives in ``_shim``)
 # --------------------------------------------------------------------------------------------------
-def _module(name: str, **attrs: Any) -> types.ModuleType:
-    mod = sys.modules.get(name)
-    if mod is None:
-        mod = types.ModuleType(name)
-        mod.__path__ = []  # behave like a package so submodules resolve
-        sys.modules[name] = mod
-    for k, v in attrs.items():
-        setattr(mod, k, v)
-    if "." in name:
-        parent, _, child = name.rpartition(".")
-        setattr(_module(parent), child, mod)
-    return mod
-
-
-def _importable(name: str) -> bool:
-    try:
-        importlib.import_module(name)
-        return True
-    except Exception:  # ImportError, or a broken install (e.g. timm without torchvision)
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            if getattr(sys.modules[key], "__uf_shim__", False) is False:
-                del sys.modules[key]
-        return False
-
-
-def _to_2tuple(x: Any) -> tuple:
-    if isinstance(x, (list, tuple)):
-        return tuple(x)
-    return (x, x)
-
-
-class _Registry:
-    """Stands in for PySlowFast's ``MODEL_REGISTRY`` and MMDet's ``BACKBONES`` (records, returns as is)."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, Any] = {}
-
-    def register(self, obj: Any = None) -> Callable:
-        def deco(o: Any) -> Any:
-            self.entries[o.__name__] = o
-            return o
-
-        return deco if obj is None else deco(obj)
-
-    register_module = register
-
-
 def _mmcv_load_checkpoint(model: nn.Module, filename: str, map_location: str = "cpu", strict: bool = False, logger: Any = None) -> dict:
     ckpt = torch.load(filename, map_location=map_location, weights_only=False)
     for key in ("state_dict", "model", "model_state"):
@@ -133,50 +92,25 @@ def _mmcv_load_checkpoint(model: nn.Module, filename: str, map_location: str = "
 def install_shim(force: bool = False) -> dict[str, str]:
     """Make the authors' imports resolvable; returns ``{module: "real" | "shim"}``.
 
-    Real ``timm``/``slowfast``/``mmdet``/``mmcv_custom`` are used when importable unless ``force``.
+    Real ``timm``/``slowfast``/``mmdet``/``mmcv_custom`` are used when importable unless ``force``
+    (see ``benchmarks/official/_shim.py`` for how stand-ins coexist with the other loaders').
     """
-    from videoformers.models.layers import DropPath
-
-    used: dict[str, str] = {}
-    if force or not _importable("timm"):
-        _module("timm", __uf_shim__=True)
-        _module("timm.models", __uf_shim__=True)
-        _module(
-            "timm.models.layers",
-            __uf_shim__=True,
-            DropPath=DropPath,
-            to_2tuple=_to_2tuple,
-            trunc_normal_=nn.init.trunc_normal_,
-        )
-        _module("timm.models.registry", __uf_shim__=True, register_model=lambda fn: fn)
-        _module("timm.models.vision_transformer", __uf_shim__=True, _cfg=lambda url="", **kw: {"url": url, **kw})
-        used["timm"] = "shim"
-    else:
-        used["timm"] = "real"
-    if force or not _importable("slowfast.utils.logging"):
-        _module("slowfast", __uf_shim__=True)
-        _module("slowfast.utils", __uf_shim__=True)
-        _module("slowfast.utils.logging", __uf_shim__=True, get_logger=logging.getLogger)
-        used["slowfast"] = "shim"
-    else:
-        used["slowfast"] = "real"
-    if force or not _importable("mmdet.utils"):
-        _module("mmdet", __uf_shim__=True)
-        _module("mmdet.utils", __uf_shim__=True, get_root_logger=lambda *a, **k: logging.getLogger("mmdet"))
-        used["mmdet"] = "shim"
-    else:
-        used["mmdet"] = "real"
-    if force or not _importable("mmcv_custom"):
-        _module("mmcv_custom", __uf_shim__=True, load_checkpoint=_mmcv_load_checkpoint)
-        used["mmcv_custom"] = "shim"
-    else:
-        used["mmcv_custom"] = "real"
+    used = {
+        "timm": provide("timm", {
+            "timm.models.layers": TIMM_LAYERS,
+            "timm.models.registry": {"register_model": lambda fn: fn},
+            "timm.models.vision_transformer": {"_cfg": lambda url="", **kw: {"url": url, **kw}},
+        }, force),
+        "slowfast": provide("slowfast.utils.logging", {"slowfast.utils.logging": SLOWFAST_LOGGING}, force),
+        "mmdet": provide("mmdet.utils", {
+            "mmdet.utils": {"get_root_logger": lambda *a, **k: logging.getLogger("mmdet")},
+        }, force),
+        "mmcv_custom": provide("mmcv_custom", {"mmcv_custom": {"load_checkpoint": _mmcv_load_checkpoint}}, force),
+    }
     # private packages for the relative imports (always ours: they only hold registries)
-    _module(_PKG, __uf_shim__=True)
-    _module(_PKG + ".builder", __uf_shim__=True, BACKBONES=_Registry())
-    _module(_VIDEO_PKG, __uf_shim__=True)
-    _module(_VIDEO_PKG + ".build", __uf_shim__=True, MODEL_REGISTRY=_Registry())
-    _module(_DET_PKG, __uf_shim__=True)
+    stand_in(_PKG + ".builder", BACKBONES=Registry())
+    stand_in(_VIDEO_PKG + ".build", MODEL_REGISTRY=Registry())
+    stand_in(_DET_PKG)
     return used
 
 

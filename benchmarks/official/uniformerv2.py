@@ -4,9 +4,9 @@ Benchmarking / fixture-making glue, not part of the library: the authors' model 
 (``slowfast/models/uniformerv2_model.py``) is executed *at runtime* from the clone on disk; nothing
 of theirs is copied here. It imports ``timm.models.layers.DropPath`` and
 ``slowfast.utils.logging``; where those cannot be imported, torch-only stand-ins are put into
-``sys.modules`` first (``DropPath`` = ``videoformers.models.layers.DropPath``, which has timm's
-semantics: mask over dim 0, rescaled by the keep probability, identity in eval;
-``get_logger`` = ``logging.getLogger``).
+``sys.modules`` first (``DropPath`` = ``_shim.TimmDropPath``, i.e.
+``videoformers.models.layers.DropPath``, which has timm's semantics: mask over dim 0, rescaled by
+the keep probability, identity in eval; ``get_logger`` = ``logging.getLogger``).
 
 :func:`build_official` returns the authors' ``VisionTransformer`` wrapped as ``.backbone`` (what
 their PySlowFast ``Uniformerv2`` wrapper does), so ``state_dict()`` has the keys of their ``.pyth``
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import importlib.util
 import inspect
 import itertools
@@ -47,6 +46,12 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+
+try:
+    from ._shim import SLOWFAST_LOGGING, TIMM_LAYERS, Registry, TimmDropPath, provide
+except ImportError:  # executed as a file (``python benchmarks/official/uniformerv2.py``)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    from benchmarks.official._shim import SLOWFAST_LOGGING, TIMM_LAYERS, Registry, TimmDropPath, provide
 
 __all__ = ["OFFICIAL_FILE", "MMACTION_FILE", "RECIPE_FLAGS", "install_shim", "load_official_module",
            "build_official", "build_official_mmaction", "OfficialUniFormerV2"]
@@ -68,38 +73,6 @@ _RETURN_LISTS = {
 _counter = itertools.count()
 
 
-def _module(name: str, **attrs: Any) -> types.ModuleType:
-    mod = sys.modules.get(name)
-    if mod is None:
-        mod = types.ModuleType(name)
-        mod.__path__ = []
-        sys.modules[name] = mod
-    for k, v in attrs.items():
-        setattr(mod, k, v)
-    if "." in name:
-        parent, _, child = name.rpartition(".")
-        setattr(_module(parent), child, mod)
-    return mod
-
-
-def _importable(name: str) -> bool:
-    try:
-        importlib.import_module(name)
-        return True
-    except Exception:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            if not getattr(sys.modules[key], "__uv2_shim__", False):
-                del sys.modules[key]
-        return False
-
-
-class _Registry:
-    def register_module(self, *a, **k):
-        def deco(o):
-            return o
-        return deco if not a or not isinstance(a[0], type) else deco(a[0])
-
-
 class _BaseModule(nn.Module):
     """mmengine's ``BaseModule``: an ``nn.Module`` taking ``init_cfg``."""
 
@@ -114,45 +87,24 @@ class _ModuleList(nn.ModuleList):
 
 
 def install_shim(force: bool = False) -> dict[str, str]:
-    """Make the authors' / MMAction2's imports resolvable; ``{package: "real" | "shim"}``."""
-    from videoformers.models.layers import DropPath
+    """Make the authors' / MMAction2's imports resolvable; ``{package: "real" | "shim"}``.
 
-    used: dict[str, str] = {}
-    if force or not _importable("timm.models.layers"):
-        _module("timm", __uv2_shim__=True)
-        _module("timm.models", __uv2_shim__=True)
-        _module("timm.models.layers", __uv2_shim__=True, DropPath=DropPath)
-        used["timm"] = "shim"
-    else:
-        used["timm"] = "real"
-    if force or not _importable("slowfast.utils.logging"):
-        _module("slowfast", __uv2_shim__=True)
-        _module("slowfast.utils", __uv2_shim__=True)
-        _module("slowfast.utils.logging", __uv2_shim__=True, get_logger=logging.getLogger)
-        used["slowfast"] = "shim"
-    else:
-        used["slowfast"] = "real"
-    if force or not (_importable("mmcv.cnn.bricks") and _importable("mmengine.model")):
-        _module("mmcv", __uv2_shim__=True)
-        _module("mmcv.cnn", __uv2_shim__=True)
-        _module("mmcv.cnn.bricks", __uv2_shim__=True, DropPath=DropPath)
-        _module("mmengine", __uv2_shim__=True)
-        _module("mmengine.logging", __uv2_shim__=True,
-                MMLogger=types.SimpleNamespace(get_current_instance=lambda: logging.getLogger("mmengine")))
-        _module("mmengine.model", __uv2_shim__=True, BaseModule=_BaseModule, ModuleList=_ModuleList)
-        _module("mmengine.runner", __uv2_shim__=True)
-        _module("mmengine.runner.checkpoint", __uv2_shim__=True,
-                _load_checkpoint=lambda path, map_location="cpu": torch.load(path, map_location=map_location))
-        used["mmengine"] = "shim"
-    else:
-        used["mmengine"] = "real"
-    if force or not _importable("mmaction.registry"):
-        _module("mmaction", __uv2_shim__=True)
-        _module("mmaction.registry", __uv2_shim__=True, MODELS=_Registry())
-        used["mmaction"] = "shim"
-    else:
-        used["mmaction"] = "real"
-    return used
+    Real packages are used when importable unless ``force`` (see ``benchmarks/official/_shim.py``
+    for how stand-ins coexist with the other loaders').
+    """
+    return {
+        "timm": provide("timm.models.layers", {"timm.models.layers": TIMM_LAYERS}, force),
+        "slowfast": provide("slowfast.utils.logging", {"slowfast.utils.logging": SLOWFAST_LOGGING}, force),
+        "mmengine": provide(("mmcv.cnn.bricks", "mmengine.model"), {
+            "mmcv.cnn.bricks": {"DropPath": TimmDropPath},
+            "mmengine.logging": {
+                "MMLogger": types.SimpleNamespace(get_current_instance=lambda: logging.getLogger("mmengine"))},
+            "mmengine.model": {"BaseModule": _BaseModule, "ModuleList": _ModuleList},
+            "mmengine.runner.checkpoint": {
+                "_load_checkpoint": lambda path, map_location="cpu": torch.load(path, map_location=map_location)},
+        }, force),
+        "mmaction": provide("mmaction.registry", {"mmaction.registry": {"MODELS": Registry()}}, force),
+    }
 
 
 def load_official_module(repo: str, rel: str = OFFICIAL_FILE) -> types.ModuleType:

@@ -86,7 +86,12 @@ class ModelCard:
         return self.input_size[-1]
 
     def with_overrides(self, **overrides) -> "ModelCard":
-        """The card as seen after ``create_model(name, **overrides)`` changed the input or classes."""
+        """The card as seen after ``create_model(name, **overrides)`` changed the input or classes.
+
+        Reads ``num_frames``, ``img_size`` and ``num_classes``. A ``None`` value counts as not
+        overridden: builders that take ``Optional`` options read ``None`` as "keep the default".
+        """
+        overrides = {k: v for k, v in overrides.items() if v is not None}
         size = list(self.input_size)
         if "num_frames" in overrides and self.is_video:
             size[1] = int(overrides["num_frames"])

@@ -432,6 +432,11 @@ class PyAVReader(VideoReader):
                         return False
                     else:
                         continue
+                if packet.is_corrupt:
+                    # A packet cut short (a truncated file): the decoder may or may not conceal it,
+                    # depending on thread timing. Never hand it over, so its frame is reported missing.
+                    self.stats["corrupt_packets"] = self.stats.get("corrupt_packets", 0) + 1
+                    continue
                 wanted_here = packet.pts in unsent
                 # Frames nobody references and nobody asked for need not be decoded at all.
                 cc.skip_frame = "DEFAULT" if wanted_here else "NONREF"

@@ -22,14 +22,14 @@ without a copy. The authors' checkpoints load through :meth:`UniFormer.convert_s
 from __future__ import annotations
 
 import re
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence, TypedDict, TypeVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
-from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, register_model
+from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, Unpack, register_model
 from .layers import Attention, DropPath, Linear, Mlp, check_input, stochastic_depth_rates, to_ntuple, trunc_normal_init
 
 __all__ = [
@@ -41,9 +41,12 @@ __all__ = [
     "PatchEmbed",
     "ConvStem",
     "channels_first",
+    "UniFormerCommonOptions",
+    "UniFormerOptions",
 ]
 
 BlockType = Literal["local", "global", "window"]
+M = TypeVar("M", bound=nn.Module)
 
 
 def channels_first(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -253,7 +256,7 @@ class UniFormer(nn.Module):
     block of 001 Sec. 4.3), ``conv_stem``/``conv_downsample`` (S+ / light models),
     ``layer_scale_init_value`` (L and ``*_ls`` models), ``token_label_head`` (the auxiliary
     token-labelling head of the authors' L checkpoint: eval logits = head(mean) + 0.5 * max over
-    tokens of aux_head(tokens)).
+    tokens of aux_head(tokens)). Subclasses replace blocks by overriding :meth:`_make_block`.
     """
 
     head_prefix = "head."
@@ -332,17 +335,15 @@ class UniFormer(nn.Module):
                 kind = stage_types[s]
                 if kind == "global" and s == 2 and self.window_size is not None:
                     kind = "window" if window_pattern[i % len(window_pattern)] == "w" else "global"
+                if kind != "local" and embed_dim[s] % head_dim:
+                    raise ValueError(f"embed_dim {embed_dim[s]} of stage {s + 1} is not divisible by "
+                                     f"head_dim {head_dim}")
                 ls = layer_scale_init_value if (kind != "local" or layer_scale_local) else None
-                if kind == "local":
-                    blk: nn.Module = LocalUniFormerBlock(embed_dim[s], dims, mlp_ratios[s], dpr[s][i], ls, drop_rate)
-                else:
-                    if embed_dim[s] % head_dim:
-                        raise ValueError(f"embed_dim {embed_dim[s]} of stage {s + 1} is not divisible by head_dim {head_dim}")
-                    blk = GlobalUniFormerBlock(
-                        embed_dim[s], dims, embed_dim[s] // head_dim, mlp_ratios[s], qkv_bias, dpr[s][i], ls,
-                        drop_rate, attn_drop_rate, self.window_size if kind == "window" else None,
-                    )
-                blocks.append(blk)
+                blocks.append(self._make_block(
+                    s, i, kind, embed_dim[s], num_heads=embed_dim[s] // head_dim, mlp_ratio=mlp_ratios[s],
+                    qkv_bias=qkv_bias, drop_path=dpr[s][i], layer_scale_init_value=ls, drop=drop_rate,
+                    attn_drop=attn_drop_rate, window_size=self.window_size if kind == "window" else None,
+                ))
             setattr(self, f"blocks{s + 1}", nn.ModuleList(blocks))
 
         self.norm = _bn(dims)(embed_dim[-1])
@@ -350,6 +351,20 @@ class UniFormer(nn.Module):
         self.head = Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.aux_head = Linear(embed_dim[-1], num_classes) if token_label_head else None
         self.apply(trunc_normal_init)
+
+    def _make_block(self, stage: int, index: int, kind: BlockType, dim: int, *, num_heads: int, mlp_ratio: float,
+                    qkv_bias: bool, drop_path: float, layer_scale_init_value: float | None, drop: float,
+                    attn_drop: float, window_size: Sequence[int] | None) -> nn.Module:
+        """Block ``index`` of ``stage`` (both 0-based) of the given kind; the constructor calls it for
+        every block, so a subclass (H-UniFormer) overriding it builds its own blocks once.
+
+        The keywords are the block arguments the constructor derived for that position (``num_heads``
+        and ``window_size`` only matter to global/window blocks). Runs before ``self.apply(trunc_normal_init)``.
+        """
+        if kind == "local":
+            return LocalUniFormerBlock(dim, self.dims, mlp_ratio, drop_path, layer_scale_init_value, drop)
+        return GlobalUniFormerBlock(dim, self.dims, num_heads, mlp_ratio, qkv_bias, drop_path, layer_scale_init_value,
+                                    drop, attn_drop, window_size)
 
     # ------------------------------------------------------------------ API
     def set_grad_checkpointing(self, enable: bool | Sequence[int] = True) -> None:
@@ -446,16 +461,48 @@ class UniFormer(nn.Module):
 
 
 # --------------------------------------------------------------------------- builders
+class UniFormerCommonOptions(TypedDict, total=False):
+    """Keyword overrides (PEP 692) that every UniFormer builder, full-size and light-weight, takes with the
+    model class's default; named as in :class:`UniFormer`.
+
+    * ``mlp_ratio``: FFN expansion, one value or one per stage (4 in UniFormer, 3 in the light models).
+    * ``qkv_bias``: bias of the global MHRA's q/k/v projection.
+    * ``drop_rate``, ``attn_drop_rate``: dropout after the stem, in the FFN/MHRA and before the head;
+      dropout of the attention weights.
+    * ``in_chans``: input channels.
+    """
+
+    mlp_ratio: float | Sequence[float]
+    qkv_bias: bool
+    drop_rate: float
+    attn_drop_rate: float
+    in_chans: int
+
+
+class UniFormerOptions(UniFormerCommonOptions, total=False):
+    """Keyword overrides shared by the ``uniformer_*`` builders of this module (PEP 692), besides the
+    paper's per-model config that each builder takes as keyword-only parameters.
+
+    * ``stage_types``: ``"local"``/``"global"`` per stage (the papers' ``[L, L, G, G]``).
+    * ``window_size``, ``window_pattern``: windowed global MHRA in stage 3 (001 Sec. 4.3); the pattern
+      cycles ``"w"`` (window) / ``"g"`` (global) over the blocks, ``"wwwg"`` = the hybrid block.
+    """
+
+    stage_types: Sequence[BlockType]
+    window_size: int | Sequence[int] | None
+    window_pattern: str
+
+
 _PAPER_V = "UniFormer (ICLR 2022 video / TPAMI 2023, seeds 002/001)"
 _PAPER_I = "UniFormer (TPAMI 2023, seed 001)"
-_COMMON_KW = ("num_classes", "num_frames", "img_size", "depth", "embed_dim", "head_dim", "mlp_ratio",
-              "drop_rate", "attn_drop_rate", "drop_path_rate", "window_size", "window_pattern",
-              "layer_scale_init_value", "in_chans", "stage_types", "qkv_bias")
 
 
-def _build(defaults: dict, overrides: dict) -> UniFormer:
-    cfg = {**defaults, **overrides}
-    return UniFormer(**cfg)
+def _build(model: Callable[..., M], dims: int, builder_locals: dict, **fixed) -> M:
+    """``model(dims=dims, **fixed, ...)`` from a builder's ``locals()`` taken on entry: its keyword-only
+    parameters (the paper's per-model config) plus its ``options`` (the ``Unpack[...]`` overrides)."""
+    config = dict(builder_locals)
+    options = config.pop("options")
+    return model(dims=dims, **fixed, **config, **options)
 
 
 def _video_card(name: str, params: float, gflops: float, table: str, frames: int = 16, extra=()) -> ModelCard:
@@ -474,67 +521,62 @@ def _image_card(name: str, params: float, gflops: float, notes: str = "") -> Mod
 
 
 @register_model(_video_card("uniformer_small", 21.4, 41.8, "002 Table 1 / 001 Table 4 (K400, 16x4)"))
-def uniformer_small(*, num_classes: int = 400, num_frames: int = 16, img_size: int = 224, depth=(3, 4, 8, 3),
-                    embed_dim=(64, 128, 320, 512), head_dim: int = 64, mlp_ratio=4.0, drop_rate: float = 0.0,
-                    attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, window_size=None,
-                    window_pattern: str = "w", layer_scale_init_value=None, in_chans: int = 3,
-                    stage_types=("local", "local", "global", "global"), qkv_bias: bool = True) -> UniFormer:
+def uniformer_small(*, num_classes: int = 400, num_frames: int = 16, img_size: int = 224,
+                    depth: Sequence[int] = (3, 4, 8, 3), embed_dim: Sequence[int] = (64, 128, 320, 512),
+                    head_dim: int = 64, drop_path_rate: float = 0.1, layer_scale_init_value: float | None = None,
+                    **options: Unpack[UniFormerOptions]) -> UniFormer:
     """UniFormer-S video backbone (depths 3-4-8-3, dims 64-128-320-512, head_dim 64)."""
-    return _build({"dims": 3}, {k: v for k, v in locals().items() if k in _COMMON_KW})
+    return _build(UniFormer, 3, locals())
 
 
 @register_model(_video_card("uniformer_base", 49.8, 96.7, "002 Table 1 / 001 Table 4 (K400, 16x4)",
                             extra=(((3, 32, 224, 224), 259.0), ((3, 8, 224, 224), 40.3))))
-def uniformer_base(*, num_classes: int = 400, num_frames: int = 16, img_size: int = 224, depth=(5, 8, 20, 7),
-                   embed_dim=(64, 128, 320, 512), head_dim: int = 64, mlp_ratio=4.0, drop_rate: float = 0.0,
-                   attn_drop_rate: float = 0.0, drop_path_rate: float = 0.3, window_size=None,
-                   window_pattern: str = "w", layer_scale_init_value=None, in_chans: int = 3,
-                   stage_types=("local", "local", "global", "global"), qkv_bias: bool = True) -> UniFormer:
+def uniformer_base(*, num_classes: int = 400, num_frames: int = 16, img_size: int = 224,
+                   depth: Sequence[int] = (5, 8, 20, 7), embed_dim: Sequence[int] = (64, 128, 320, 512),
+                   head_dim: int = 64, drop_path_rate: float = 0.3, layer_scale_init_value: float | None = None,
+                   **options: Unpack[UniFormerOptions]) -> UniFormer:
     """UniFormer-B video backbone (depths 5-8-20-7)."""
-    return _build({"dims": 3}, {k: v for k, v in locals().items() if k in _COMMON_KW})
+    return _build(UniFormer, 3, locals())
 
 
 @register_model(_image_card("uniformer_small_image", 21.5, 3.6))
-def uniformer_small_image(*, num_classes: int = 1000, img_size: int = 224, depth=(3, 4, 8, 3),
-                          embed_dim=(64, 128, 320, 512), head_dim: int = 64, mlp_ratio=4.0, drop_rate: float = 0.0,
-                          attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, window_size=None,
-                          window_pattern: str = "w", layer_scale_init_value=None, in_chans: int = 3,
-                          stage_types=("local", "local", "global", "global"), qkv_bias: bool = True) -> UniFormer:
+def uniformer_small_image(*, num_classes: int = 1000, img_size: int = 224,
+                          depth: Sequence[int] = (3, 4, 8, 3), embed_dim: Sequence[int] = (64, 128, 320, 512),
+                          head_dim: int = 64, drop_path_rate: float = 0.1, layer_scale_init_value: float | None = None,
+                          **options: Unpack[UniFormerOptions]) -> UniFormer:
     """UniFormer-S image backbone (001 Table 1)."""
-    return _build({"dims": 2}, {k: v for k, v in locals().items() if k in _COMMON_KW})
+    return _build(UniFormer, 2, locals())
 
 
 @register_model(_image_card("uniformer_small_plus_image", 24.0, 4.2,
                             "S+ (S-dagger): overlapping conv stems, depths 3-5-9-3, head_dim 32."))
-def uniformer_small_plus_image(*, num_classes: int = 1000, img_size: int = 224, depth=(3, 5, 9, 3),
-                               embed_dim=(64, 128, 320, 512), head_dim: int = 32, mlp_ratio=4.0,
-                               drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
-                               window_size=None, window_pattern: str = "w", layer_scale_init_value=None,
-                               in_chans: int = 3, stage_types=("local", "local", "global", "global"),
-                               qkv_bias: bool = True) -> UniFormer:
+def uniformer_small_plus_image(*, num_classes: int = 1000, img_size: int = 224,
+                               depth: Sequence[int] = (3, 5, 9, 3), embed_dim: Sequence[int] = (64, 128, 320, 512),
+                               head_dim: int = 32, drop_path_rate: float = 0.1,
+                               layer_scale_init_value: float | None = None,
+                               **options: Unpack[UniFormerOptions]) -> UniFormer:
     """UniFormer-S+ image backbone: convolutional stems (no LayerNorm), depths 3-5-9-3, head_dim 32."""
-    return _build({"dims": 2, "conv_stem": True, "conv_downsample": True},
-                  {k: v for k, v in locals().items() if k in _COMMON_KW})
+    return _build(UniFormer, 2, locals(), conv_stem=True, conv_downsample=True)
 
 
 @register_model(_image_card("uniformer_base_image", 50.0, 8.3))
-def uniformer_base_image(*, num_classes: int = 1000, img_size: int = 224, depth=(5, 8, 20, 7),
-                         embed_dim=(64, 128, 320, 512), head_dim: int = 64, mlp_ratio=4.0, drop_rate: float = 0.0,
-                         attn_drop_rate: float = 0.0, drop_path_rate: float = 0.3, window_size=None,
-                         window_pattern: str = "w", layer_scale_init_value=None, in_chans: int = 3,
-                         stage_types=("local", "local", "global", "global"), qkv_bias: bool = True) -> UniFormer:
+def uniformer_base_image(*, num_classes: int = 1000, img_size: int = 224,
+                         depth: Sequence[int] = (5, 8, 20, 7), embed_dim: Sequence[int] = (64, 128, 320, 512),
+                         head_dim: int = 64, drop_path_rate: float = 0.3, layer_scale_init_value: float | None = None,
+                         **options: Unpack[UniFormerOptions]) -> UniFormer:
     """UniFormer-B image backbone (001 Table 1)."""
-    return _build({"dims": 2}, {k: v for k, v in locals().items() if k in _COMMON_KW})
+    return _build(UniFormer, 2, locals())
 
 
 @register_model(_image_card("uniformer_base_ls_image", 50.0, 8.3,
                             "B with layer scale (1e-6) on the global blocks only (the authors' uniformer_base_ls)."))
-def uniformer_base_ls_image(*, num_classes: int = 1000, img_size: int = 224, depth=(5, 8, 20, 7),
-                            embed_dim=(64, 128, 320, 512), head_dim: int = 64, mlp_ratio=4.0, drop_rate: float = 0.0,
-                            attn_drop_rate: float = 0.0, drop_path_rate: float = 0.3, window_size=None,
-                            window_pattern: str = "w", layer_scale_init_value=1e-6, in_chans: int = 3,
-                            stage_types=("local", "local", "global", "global"), qkv_bias: bool = True) -> UniFormer:
-    return _build({"dims": 2, "layer_scale_local": False}, {k: v for k, v in locals().items() if k in _COMMON_KW})
+def uniformer_base_ls_image(*, num_classes: int = 1000, img_size: int = 224,
+                            depth: Sequence[int] = (5, 8, 20, 7), embed_dim: Sequence[int] = (64, 128, 320, 512),
+                            head_dim: int = 64, drop_path_rate: float = 0.3,
+                            layer_scale_init_value: float | None = 1e-6,
+                            **options: Unpack[UniFormerOptions]) -> UniFormer:
+    """UniFormer-B image backbone with layer scale on the global blocks (stages 3-4) only."""
+    return _build(UniFormer, 2, locals(), layer_scale_local=False)
 
 
 @register_model(_image_card(
@@ -543,12 +585,10 @@ def uniformer_base_ls_image(*, num_classes: int = 1000, img_size: int = 224, dep
     "(the authors' only L checkpoint). The paper prints 12.6G; the authors later corrected it to ~19.8G "
     "(their counter skipped checkpointed blocks).",
 ))
-def uniformer_large_image(*, num_classes: int = 1000, img_size: int = 224, depth=(5, 10, 24, 7),
-                          embed_dim=(128, 192, 448, 640), head_dim: int = 64, mlp_ratio=4.0, drop_rate: float = 0.0,
-                          attn_drop_rate: float = 0.0, drop_path_rate: float = 0.4, window_size=None,
-                          window_pattern: str = "w", layer_scale_init_value=1e-6, in_chans: int = 3,
-                          stage_types=("local", "local", "global", "global"), qkv_bias: bool = True,
-                          token_label_head: bool = True) -> UniFormer:
+def uniformer_large_image(*, num_classes: int = 1000, img_size: int = 224,
+                          depth: Sequence[int] = (5, 10, 24, 7), embed_dim: Sequence[int] = (128, 192, 448, 640),
+                          head_dim: int = 64, drop_path_rate: float = 0.4,
+                          layer_scale_init_value: float | None = 1e-6, token_label_head: bool = True,
+                          **options: Unpack[UniFormerOptions]) -> UniFormer:
     """UniFormer-L image backbone (001 Table 1; token-labelling variant as released)."""
-    cfg = {k: v for k, v in locals().items() if k in _COMMON_KW}
-    return _build({"dims": 2, "token_label_head": token_label_head}, cfg)
+    return _build(UniFormer, 2, locals())

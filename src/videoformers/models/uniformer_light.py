@@ -31,11 +31,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
-from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, register_model
-from .layers import Linear, stochastic_depth_rates, trunc_normal_init
-from .uniformer import GlobalUniFormerBlock, UniFormer, channels_first
+from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, Unpack, register_model
+from .layers import Linear, trunc_normal_init
+from .uniformer import BlockType, GlobalUniFormerBlock, UniFormer, UniFormerCommonOptions, _build
 
-__all__ = ["HUniFormerBlock", "HUniFormer"]
+__all__ = ["HUniFormerBlock", "HUniFormer", "HUniFormerOptions"]
 
 
 def _gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -141,30 +141,31 @@ class HUniFormer(UniFormer):
                  score_momentum: float = 0.5, layer_scale_init_value: float | None = None,
                  fast_update_scale: str = "gamma_3", in_chans: int = 3, num_frames: int = 16,
                  img_size: int | Sequence[int] = 224) -> None:
+        # Read by _make_block, which the base constructor calls: plain attributes may precede Module.__init__.
+        self.shrink_ratio, self.score_momentum, self.fast_update_scale = shrink_ratio, score_momentum, fast_update_scale
         super().__init__(dims=dims, num_classes=num_classes, in_chans=in_chans, depth=depth, embed_dim=embed_dim,
                          head_dim=head_dim, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_rate=drop_rate,
                          attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate, conv_stem=True,
                          layer_scale_init_value=layer_scale_init_value, num_frames=num_frames, img_size=img_size)
-        ratios = (float(mlp_ratio),) * 4 if isinstance(mlp_ratio, (int, float)) else tuple(mlp_ratio)
-        dpr = stochastic_depth_rates(drop_path_rate, depth)
-        for s in (2, 3):  # replace the plain global blocks of stages 3-4
-            blocks = []
-            for i in range(depth[s]):
-                first = s == 2 and i == 0
-                blocks.append(HUniFormerBlock(
-                    embed_dim[s], dims, embed_dim[s] // head_dim, float(ratios[s]), qkv_bias, dpr[s][i],
-                    layer_scale_init_value, drop_rate, attn_drop_rate,
-                    shrink_ratio=1.0 if first else shrink_ratio, score_momentum=score_momentum,
-                    pool_scores=(s == 2 and i == depth[2] - 1), fast_update_scale=fast_update_scale,
-                ))
-            setattr(self, f"blocks{s + 1}", nn.ModuleList(blocks))
         # The score token s (Sec. 5.1): learnable, widened between stages 3 and 4, own classifier.
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim[2]))
         self.cls_upsample = Linear(embed_dim[2], embed_dim[3])
         self.norm_cls = nn.LayerNorm(embed_dim[3])
         self.head_cls = Linear(embed_dim[3], num_classes) if num_classes > 0 else nn.Identity()
-        for mod in (self.blocks3, self.blocks4, self.cls_upsample, self.norm_cls, self.head_cls):
+        for mod in (self.cls_upsample, self.norm_cls, self.head_cls):
             mod.apply(trunc_normal_init)
+
+    def _make_block(self, stage: int, index: int, kind: BlockType, dim: int, **block_kwargs) -> nn.Module:
+        """Stages 1-2 as in UniFormer; stages 3-4 are H-UniFormer blocks (Sec. 5.1). The first block of
+        stage 3 has no scores yet and keeps every token; the last one pools the scores for stage 4."""
+        if stage < 2:
+            return super()._make_block(stage, index, kind, dim, **block_kwargs)
+        del block_kwargs["window_size"]  # always None: H-UniFormer has no windowed stage 3
+        return HUniFormerBlock(
+            dim, self.dims, **block_kwargs, shrink_ratio=1.0 if (stage, index) == (2, 0) else self.shrink_ratio,
+            score_momentum=self.score_momentum, pool_scores=(stage == 2 and index == self.depth[2] - 1),
+            fast_update_scale=self.fast_update_scale,
+        )
 
     def no_weight_decay(self) -> set[str]:
         return {"cls_token"}
@@ -206,16 +207,27 @@ class HUniFormer(UniFormer):
 
 
 # --------------------------------------------------------------------------- builders
+class HUniFormerOptions(UniFormerCommonOptions, total=False):
+    """Keyword overrides shared by the light-weight ``uniformer_xxs*`` / ``uniformer_xs*`` builders (PEP 692),
+    besides the paper's per-model config that each builder takes as keyword-only parameters; named as in
+    :class:`HUniFormer`, whose defaults they keep.
+
+    * ``mlp_ratio``, ``qkv_bias``, ``drop_rate``, ``attn_drop_rate``, ``in_chans``: see
+      :class:`~videoformers.models.uniformer.UniFormerCommonOptions`.
+    * ``shrink_ratio``: share of tokens kept by token shrinking (0.5; 1 = no shrinking).
+    * ``score_momentum``: ``m`` of the running mean of the token scores (0.5).
+    * ``layer_scale_init_value``: layer scale on every block (the authors' 4- and 8-frame 128 px video
+      configs use 0.1).
+    """
+
+    shrink_ratio: float
+    score_momentum: float
+    layer_scale_init_value: float | None
+
+
 _PAPER = "UniFormer (TPAMI 2023, seed 001), Sec. 5 light-weight H-UniFormer"
-_KW = ("num_classes", "depth", "embed_dim", "head_dim", "mlp_ratio", "qkv_bias", "drop_rate", "attn_drop_rate",
-       "drop_path_rate", "shrink_ratio", "score_momentum", "layer_scale_init_value", "fast_update_scale",
-       "in_chans", "num_frames", "img_size")
 _VIDEO_NOTE = ("Table 12 params (10.4M / 16.7M) are reproduced with a 1000-class head (10.37M / 16.72M); with "
                "the 400-class Kinetics head the model has 9.83M / 16.10M.")
-
-
-def _light(dims: int, cfg: dict) -> HUniFormer:
-    return HUniFormer(dims=dims, **{k: v for k, v in cfg.items() if k in _KW})
 
 
 @register_model(ModelCard(
@@ -223,28 +235,26 @@ def _light(dims: int, cfg: dict) -> HUniFormer:
     num_classes=400, mean=KINETICS_MEAN, std=KINETICS_STD, paper_params_m=10.4, paper_gflops=6.9,
     extra_flops=(((3, 4, 128, 128), 1.0), ((3, 8, 160, 160), 3.3), ((3, 32, 160, 160), 15.4)), notes=_VIDEO_NOTE,
 ))
-def uniformer_xxs(*, num_classes: int = 400, num_frames: int = 16, img_size: int = 160, depth=(2, 5, 8, 2),
-                  embed_dim=(56, 112, 224, 448), head_dim: int = 28, mlp_ratio=3.0, qkv_bias: bool = True,
-                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.05,
-                  shrink_ratio: float = 0.5, score_momentum: float = 0.5, layer_scale_init_value=None,
-                  fast_update_scale: str = "branch", in_chans: int = 3) -> HUniFormer:
+def uniformer_xxs(*, num_classes: int = 400, num_frames: int = 16, img_size: int = 160,
+                  depth: Sequence[int] = (2, 5, 8, 2), embed_dim: Sequence[int] = (56, 112, 224, 448),
+                  head_dim: int = 28, drop_path_rate: float = 0.05, fast_update_scale: str = "branch",
+                  **options: Unpack[HUniFormerOptions]) -> HUniFormer:
     """UniFormer-XXS video (depths 2-5-8-2, dims 56-112-224-448, head_dim 28, MLP ratio 3).
 
     The authors' 4- and 8-frame 128 px configs use ``layer_scale_init_value=0.1``."""
-    return _light(3, locals())
+    return _build(HUniFormer, 3, locals())
 
 
 @register_model(ModelCard(
     name="uniformer_xs", family="uniformer", paper=_PAPER, table="Table 12 (K400)", input_size=(3, 32, 192, 192),
     num_classes=400, mean=KINETICS_MEAN, std=KINETICS_STD, paper_params_m=16.7, paper_gflops=34.2, notes=_VIDEO_NOTE,
 ))
-def uniformer_xs(*, num_classes: int = 400, num_frames: int = 32, img_size: int = 192, depth=(3, 5, 9, 3),
-                 embed_dim=(64, 128, 256, 512), head_dim: int = 32, mlp_ratio=3.0, qkv_bias: bool = True,
-                 drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
-                 shrink_ratio: float = 0.5, score_momentum: float = 0.5, layer_scale_init_value=None,
-                 fast_update_scale: str = "branch", in_chans: int = 3) -> HUniFormer:
+def uniformer_xs(*, num_classes: int = 400, num_frames: int = 32, img_size: int = 192,
+                 depth: Sequence[int] = (3, 5, 9, 3), embed_dim: Sequence[int] = (64, 128, 256, 512),
+                 head_dim: int = 32, drop_path_rate: float = 0.1, fast_update_scale: str = "branch",
+                 **options: Unpack[HUniFormerOptions]) -> HUniFormer:
     """UniFormer-XS video (depths 3-5-9-3, dims 64-128-256-512, head_dim 32, MLP ratio 3)."""
-    return _light(3, locals())
+    return _build(HUniFormer, 3, locals())
 
 
 @register_model(ModelCard(
@@ -252,13 +262,12 @@ def uniformer_xs(*, num_classes: int = 400, num_frames: int = 32, img_size: int 
     input_size=(3, 224, 224), num_classes=1000, mean=IMAGENET_MEAN, std=IMAGENET_STD, paper_params_m=10.2,
     paper_gflops=1.3, extra_flops=(((3, 128, 128), 0.43), ((3, 160, 160), 0.67), ((3, 192, 192), 0.96)),
 ))
-def uniformer_xxs_image(*, num_classes: int = 1000, img_size: int = 224, depth=(2, 5, 8, 2),
-                        embed_dim=(56, 112, 224, 448), head_dim: int = 28, mlp_ratio=3.0, qkv_bias: bool = True,
-                        drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                        shrink_ratio: float = 0.5, score_momentum: float = 0.5, layer_scale_init_value=None,
-                        fast_update_scale: str = "gamma_3", in_chans: int = 3) -> HUniFormer:
+def uniformer_xxs_image(*, num_classes: int = 1000, img_size: int = 224,
+                        depth: Sequence[int] = (2, 5, 8, 2), embed_dim: Sequence[int] = (56, 112, 224, 448),
+                        head_dim: int = 28, drop_path_rate: float = 0.0, fast_update_scale: str = "gamma_3",
+                        **options: Unpack[HUniFormerOptions]) -> HUniFormer:
     """UniFormer-XXS image model."""
-    return _light(2, locals())
+    return _build(HUniFormer, 2, locals())
 
 
 @register_model(ModelCard(
@@ -266,10 +275,9 @@ def uniformer_xxs_image(*, num_classes: int = 1000, img_size: int = 224, depth=(
     input_size=(3, 224, 224), num_classes=1000, mean=IMAGENET_MEAN, std=IMAGENET_STD, paper_params_m=16.5,
     paper_gflops=2.0,
 ))
-def uniformer_xs_image(*, num_classes: int = 1000, img_size: int = 224, depth=(3, 5, 9, 3),
-                       embed_dim=(64, 128, 256, 512), head_dim: int = 32, mlp_ratio=3.0, qkv_bias: bool = True,
-                       drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
-                       shrink_ratio: float = 0.5, score_momentum: float = 0.5, layer_scale_init_value=None,
-                       fast_update_scale: str = "gamma_3", in_chans: int = 3) -> HUniFormer:
+def uniformer_xs_image(*, num_classes: int = 1000, img_size: int = 224,
+                       depth: Sequence[int] = (3, 5, 9, 3), embed_dim: Sequence[int] = (64, 128, 256, 512),
+                       head_dim: int = 32, drop_path_rate: float = 0.1, fast_update_scale: str = "gamma_3",
+                       **options: Unpack[HUniFormerOptions]) -> HUniFormer:
     """UniFormer-XS image model."""
-    return _light(2, locals())
+    return _build(HUniFormer, 2, locals())

@@ -843,6 +843,11 @@ class UniFormerV2Options(TypedDict, total=False):
     in_chans: int | None
 
 
+def _default(value, default):
+    """``None`` means the builder's (and its card's) default, as for every other option."""
+    return default if value is None else value
+
+
 def _build(variant: str, recipe: str | None, num_classes: int, num_frames: int,
            options: UniFormerV2Options) -> UniFormerV2:
     kw: dict = dict(options, num_classes=num_classes, num_frames=num_frames)
@@ -903,7 +908,7 @@ def uniformerv2_l14_336(*, recipe: str | None = "kinetics", num_classes: int = 4
 def uniformerv2_b16_ssv2(*, recipe: str | None = "ssv2", num_classes: int = 174, num_frames: int = 16,
                          **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
     """UniFormerV2-B/16 with the Something-Something recipe (16 frames -> 8 after the 3x16x16 embedding)."""
-    return _build("b16", recipe, num_classes, num_frames, options)
+    return _build("b16", recipe, _default(num_classes, 174), _default(num_frames, 16), options)
 
 
 @register_model(_card("uniformerv2_l14_ssv2", 16, 224, 174, 573.9, 858.2, _NOTE_S,
@@ -911,4 +916,4 @@ def uniformerv2_b16_ssv2(*, recipe: str | None = "ssv2", num_classes: int = 174,
 def uniformerv2_l14_ssv2(*, recipe: str | None = "ssv2", num_classes: int = 174, num_frames: int = 16,
                          **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
     """UniFormerV2-L/14 with the Something-Something recipe (global UniBlocks on the last 16 layers)."""
-    return _build("l14", recipe, num_classes, num_frames, options)
+    return _build("l14", recipe, _default(num_classes, 174), _default(num_frames, 16), options)
