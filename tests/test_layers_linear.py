@@ -1,4 +1,4 @@
-"""The oneDNN route of ``layers.linear``: same results and gradients as ``F.linear``, and it steps
+"""The oneDNN route of ``layers.linear`` (and ``layers.conv3d`` at the end): same results and gradients as ``F.linear``, and it steps
 aside wherever another mechanism must see an ordinary ``aten.linear`` (FLOP counting, autocast,
 fp64, meta tensors, compile)."""
 
@@ -109,3 +109,44 @@ def test_compiled_linear_has_no_graph_break():
     x = torch.randn(3, 8)
     out = torch.compile(m, fullgraph=True, backend="eager")(x)
     torch.testing.assert_close(out, F.linear(x, m.weight, m.bias))
+
+
+# ------------------------------------------------------------------ 3-D convolutions through oneDNN
+from videoformers.models.layers import Conv3d, conv3d  # noqa: E402
+
+CONV_CASES = [  # (in, out, kernel, stride, padding, groups): a 3-channel stem, a patch embedding, a depth-wise conv
+    (3, 8, 3, (1, 2, 2), 1, 1),
+    (8, 16, (1, 2, 2), (1, 2, 2), 0, 1),
+    (8, 8, 3, 1, 1, 8),
+]
+
+
+@needs_onednn
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv3d_matches_f_conv3d_values_and_gradients(case):
+    cin, cout, k, s, p, g = case
+    torch.manual_seed(0)
+    ref = nn.Conv3d(cin, cout, k, s, p, groups=g)
+    ours = Conv3d(cin, cout, k, s, p, groups=g)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(2, cin, 4, 12, 12, requires_grad=True)
+    assert "aten::mkldnn_convolution" in _ops(lambda: ours(x))
+    y = ours(x)
+    torch.testing.assert_close(y, ref(x), rtol=1e-5, atol=1e-5)
+    gy = torch.randn_like(y)
+    got = torch.autograd.grad(y, [x, ours.weight, ours.bias], gy)
+    exp = torch.autograd.grad(ref(x), [x, ref.weight, ref.bias], gy)
+    for a, r in zip(got, exp):
+        torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-4)
+
+
+def test_conv3d_falls_back_where_it_must(monkeypatch):
+    x, w = torch.randn(1, 3, 2, 8, 8), torch.randn(4, 3, 1, 2, 2)
+    with FlopCounterMode(display=False) as fc:
+        conv3d(x, w, None, (1, 2, 2))
+    assert fc.get_total_flops() == 2 * (1 * 4 * 2 * 4 * 4) * (3 * 1 * 2 * 2)
+    monkeypatch.setattr(layers, "_ENV_ENABLED", False)
+    assert torch.equal(conv3d(x, w, None, (1, 2, 2)), F.conv3d(x, w, None, (1, 2, 2)))
+    assert conv3d(x.double(), w.double(), None, (1, 2, 2)).dtype == torch.float64
+    m = Conv3d(3, 4, 3, padding="same")  # string padding: nn.Conv3d's own path
+    assert m(x).shape == (1, 4, 2, 8, 8)

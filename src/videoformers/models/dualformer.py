@@ -57,6 +57,7 @@ from videoformers.registry import IMAGENET_MEAN, IMAGENET_STD, ModelCard, regist
 
 from .layers import (
     Attention,
+    Conv3d,
     DropPath,
     LayerNorm,
     Linear,
@@ -128,7 +129,7 @@ class PatchEmbed3d(nn.Module):
         super().__init__()
         self.patch_size = to_ntuple(patch_size, 3)
         self.channels_last_input = channels_last_input
-        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
+        self.proj = Conv3d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
         self.norm = LayerNorm(embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,7 +153,7 @@ class PEG(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.proj = nn.Conv3d(dim, dim, kernel_size=3, stride=1, padding=1, groups=dim)
+        self.proj = Conv3d(dim, dim, kernel_size=3, stride=1, padding=1, groups=dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The permuted view is channels_last_3d in memory, which oneDNN convolves directly.
@@ -222,9 +223,9 @@ class CoarsePyramid(nn.Module):
         sh = _COARSE_SPATIAL if kh % _COARSE_SPATIAL == 0 else kh
         sw = _COARSE_SPATIAL if kw % _COARSE_SPATIAL == 0 else kw
         k1, k2 = (1, sh, sw), (kt, kh // sh, kw // sw)
-        self.conv1 = nn.Conv3d(dim, dim, kernel_size=k1, stride=k1, groups=dim)
+        self.conv1 = Conv3d(dim, dim, kernel_size=k1, stride=k1, groups=dim)
         self.bn = nn.BatchNorm3d(dim)
-        self.conv2 = nn.Conv3d(dim, dim, kernel_size=k2, stride=k2, groups=dim)
+        self.conv2 = Conv3d(dim, dim, kernel_size=k2, stride=k2, groups=dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _strided_pool(self.conv2, F.relu(self.bn(_strided_pool(self.conv1, x))))
@@ -260,7 +261,7 @@ class GPAttention(nn.Module):
         self.coarse: CoarsePyramid | None = None
         self.norm: nn.LayerNorm | None = None
         if math.prod(self.fine_kernel) > 1:
-            self.fine = nn.Conv3d(dim, dim, kernel_size=self.fine_kernel, stride=self.fine_kernel, groups=dim)
+            self.fine = Conv3d(dim, dim, kernel_size=self.fine_kernel, stride=self.fine_kernel, groups=dim)
             if coarse_pysize is not None:
                 self.coarse = CoarsePyramid(dim, _pool_kernel(feat, to_ntuple(coarse_pysize, 3)))
             self.norm = LayerNorm(dim)

@@ -30,7 +30,17 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, Unpack, register_model
-from .layers import Attention, DropPath, Linear, Mlp, check_input, stochastic_depth_rates, to_ntuple, trunc_normal_init
+from .layers import (
+    Attention,
+    Conv3d,
+    DropPath,
+    Linear,
+    Mlp,
+    check_input,
+    stochastic_depth_rates,
+    to_ntuple,
+    trunc_normal_init,
+)
 
 __all__ = [
     "UniFormer",
@@ -60,7 +70,7 @@ def channels_first(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _conv(dims: int) -> type[nn.Module]:
-    return nn.Conv3d if dims == 3 else nn.Conv2d
+    return Conv3d if dims == 3 else nn.Conv2d
 
 
 def _bn(dims: int) -> type[nn.Module]:

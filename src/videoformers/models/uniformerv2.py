@@ -50,7 +50,17 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
 from ..registry import KINETICS_MEAN, KINETICS_STD, ModelCard, Unpack, register_model
-from .layers import Linear, QuickGELU, check_input, drop_path, linear, stochastic_depth_rates, to_ntuple, trunc_normal_init
+from .layers import (
+    Conv3d,
+    Linear,
+    QuickGELU,
+    check_input,
+    drop_path,
+    linear,
+    stochastic_depth_rates,
+    to_ntuple,
+    trunc_normal_init,
+)
 from .vit import Block, InplaceQuickGELU, LayerNorm, convert_vit_state_dict, get_act_layer, resample_pos_embed
 
 __all__ = [
@@ -116,7 +126,7 @@ class LocalTemporalMHRA(nn.Module):
         self.kernel_size = kernel_size
         self.norm = nn.BatchNorm1d(dim)
         self.v = Linear(dim, hidden)
-        self.affinity = nn.Conv3d(hidden, hidden, (kernel_size, 1, 1), padding=(kernel_size // 2, 0, 0), groups=hidden)
+        self.affinity = Conv3d(hidden, hidden, (kernel_size, 1, 1), padding=(kernel_size // 2, 0, 0), groups=hidden)
         self.u = Linear(hidden, dim)
         nn.init.zeros_(self.u.weight)
         nn.init.zeros_(self.u.bias)
@@ -295,7 +305,7 @@ class GlobalUniBlock(nn.Module):
                  drop_path: float = 0.0, act_layer=QuickGELU, dpe_kernel_size: int = 3,
                  factorized_attn: bool = False) -> None:
         super().__init__()
-        self.dpe = nn.Conv3d(dim, dim, dpe_kernel_size, padding=dpe_kernel_size // 2, groups=dim)
+        self.dpe = Conv3d(dim, dim, dpe_kernel_size, padding=dpe_kernel_size // 2, groups=dim)
         nn.init.zeros_(self.dpe.bias)
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(dim)
@@ -336,7 +346,7 @@ class VideoPatchEmbed(nn.Module):
         super().__init__()
         self.patch_size = int(patch_size)
         self.kernel_t, self.stride_t = int(kernel_t), int(stride_t)
-        self.proj = nn.Conv3d(in_chans, embed_dim, (kernel_t, patch_size, patch_size), (stride_t, patch_size, patch_size),
+        self.proj = Conv3d(in_chans, embed_dim, (kernel_t, patch_size, patch_size), (stride_t, patch_size, patch_size),
                               ((kernel_t - 1) // 2, 0, 0), bias=bias)
 
     def out_frames(self, frames: int) -> int:

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ..registry import ModelCard, Unpack, register_model
-from .layers import Attention, DropPath, Linear, Mlp, check_input, stochastic_depth_rates, to_ntuple
+from .layers import Attention, Conv3d, DropPath, Linear, Mlp, check_input, stochastic_depth_rates, to_ntuple
 
 __all__ = [
     "ViViT",
@@ -116,7 +116,7 @@ class TubeletEmbed(nn.Module):
     def __init__(self, in_chans: int, embed_dim: int, tubelet_size: Sequence[int] = (2, 16, 16)) -> None:
         super().__init__()
         self.tubelet_size = to_ntuple(tubelet_size, 3)
-        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=self.tubelet_size, stride=self.tubelet_size)
+        self.proj = Conv3d(in_chans, embed_dim, kernel_size=self.tubelet_size, stride=self.tubelet_size)
 
     def grid(self, t: int, h: int, w: int) -> tuple[int, int, int]:
         kt, kh, kw = self.tubelet_size
