@@ -82,3 +82,15 @@ def test_compile_fullgraph(family, name, data, overrides):
         out, ref = compiled(x), model(x)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     assert isinstance(model, nn.Module)
+
+
+def test_training_memory_leaves_the_callers_model_alone():
+    model, shape = _model(*FAMILIES[0][1:], device="meta")
+    model.eval()
+    first = training_memory(model, shape, grad_checkpointing=True)
+    again = training_memory(model, shape)  # None: the model's own (default) setting, not the previous call's
+    assert not model.training and again.activations > first.activations
+    cpu_model, _ = _model(*FAMILIES[0][1:])
+    cpu_model.eval()
+    training_memory(cpu_model, shape, device="cpu")
+    assert not cpu_model.training and all(p.grad is None for p in cpu_model.parameters())

@@ -240,14 +240,21 @@ class MemoryReport:
 def training_memory(model: nn.Module, input_shape: Sequence[int], *, grad_checkpointing=None,
                     device: str | torch.device = "meta") -> MemoryReport:
     """Measure the memory of a training step: on a ``meta`` copy by default (nothing is computed or
-    allocated, seconds for any model size), or on ``device`` with the model as it is.
+    allocated, seconds for any model size; ``model`` is not touched), or on ``device`` with the model
+    itself (its train/eval mode is restored afterwards, a ``grad_checkpointing`` setting stays).
 
-    ``grad_checkpointing`` is passed to ``model.set_grad_checkpointing`` when given (``True``, or a
-    family's per-stage form). The loss is ``logits.logsumexp(-1).mean()``; the weights' gradients
-    are kept, as a training step keeps them until the optimiser runs.
+    ``grad_checkpointing`` is passed to ``set_grad_checkpointing`` when given (``True``, or a
+    family's per-stage form); ``None`` keeps the model's setting. The loss is
+    ``logits.logsumexp(-1).mean()``; the weights' gradients are counted, as a training step keeps
+    them until the optimiser runs.
     """
     device = torch.device(device)
-    m = _to_meta(model) if device.type == "meta" else model
+    if device.type == "meta":
+        m = _to_meta(model)
+        m = copy.deepcopy(m) if m is model else m  # settings below must not leak into the caller's model
+    else:
+        m = model
+    was_training = m.training
     m.train()
     if grad_checkpointing is not None:
         m.set_grad_checkpointing(grad_checkpointing)
@@ -267,6 +274,7 @@ def training_memory(model: nn.Module, input_shape: Sequence[int], *, grad_checkp
     grads = sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None)
     for p in params:
         p.grad = None
+    m.train(was_training)
     mib = 2.0**20
     return MemoryReport(
         input_shape=tuple(input_shape), params=sum(p.numel() * p.element_size() for p in params) / mib,
