@@ -4,7 +4,11 @@ For a model name (ours), this builds our model and the authors' (imported at run
 clone whose path you pass; nothing of theirs is in this repository), copies the authors' weights
 into ours through ``videoformers.load_checkpoint`` (strict), checks that the outputs agree, then
 times both with alternating runs and prints medians and the ratio (authors' time / ours: > 1 means
-we are faster). ``--train`` also times a training step (forward + backward + AdamW step).
+we are faster). ``--train`` also times a training step (forward + backward + AdamW step). Each mode
+also reports peak memory above the start of a step: on CUDA ``max_memory_allocated``; on CPU the
+peak of live tensor bytes (dispatch tracker) and the process's resident-set high-water mark, each
+from an extra, untimed run. ``--device cuda --dtype bf16`` runs the GPU comparison under autocast.
+Results for this repository's machine: docs/performance.md.
 
 Examples::
 
@@ -12,7 +16,9 @@ Examples::
     OMP_NUM_THREADS=1 python benchmarks/compare_official.py uniformer_small --repo /tmp/ref_uniformer \
         --frames 8 --size 224 --threads 1
     python benchmarks/compare_official.py uniformerv2_b16 --repo /tmp/UniFormerV2 --frames 8
-    python benchmarks/compare_official.py dualformer_tiny --repo /tmp/dualformer --frames 16
+    python benchmarks/compare_official.py dualformer_tiny --repo /tmp/dualformer --frames 16 --batch 8
+    python benchmarks/compare_official.py uniformerv2_b16 --repo /tmp/UniFormerV2 --device cuda --dtype bf16 \
+        --batch 32 --train --json-out uv2_gpu.json
 """
 
 from __future__ import annotations
