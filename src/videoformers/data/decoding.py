@@ -433,8 +433,8 @@ class PyAVReader(VideoReader):
                     else:
                         continue
                 if packet.is_corrupt:
-                    # A packet cut short (a truncated file): the decoder may or may not conceal it,
-                    # depending on thread timing. Never hand it over, so its frame is reported missing.
+                    # A packet cut short (a truncated file) decodes to a concealed, partly wrong
+                    # picture at best: never hand it over, so its frame is reported missing.
                     self.stats["corrupt_packets"] = self.stats.get("corrupt_packets", 0) + 1
                     continue
                 wanted_here = packet.pts in unsent
