@@ -119,9 +119,9 @@ def _peak_memory(fn: Callable, device: torch.device) -> dict[str, float | None]:
         base = torch.cuda.memory_allocated()
         fn()
         return {"tensors": (torch.cuda.max_memory_allocated() - base) / 2**20, "rss": None}
-    from videoformers.tools.bench import _CpuPeak
+    from videoformers.analysis import LiveTensorMemory
 
-    with _CpuPeak() as peak:
+    with LiveTensorMemory() as peak:
         fn()
     return {"tensors": peak.peak_mb, "rss": _rss_peak_mib(fn)}
 

@@ -90,12 +90,8 @@ class BenchResult:
 
 
 # ------------------------------------------------------------------------------------------------
-# Memory
+# Memory (CPU: videoformers.analysis.LiveTensorMemory)
 # ------------------------------------------------------------------------------------------------
-
-
-# CPU peak memory: the live-storage tracker of videoformers.analysis (also used on the meta device).
-_CpuPeak = LiveTensorMemory
 
 
 class _CudaPeak:
@@ -248,7 +244,7 @@ def benchmark(
         times = _time(fn, device, warmup, iters)
         if compile:
             return times, None, "not measured with --compile on CPU"
-        with _CpuPeak() as mem:
+        with LiveTensorMemory() as mem:
             fn()
         return times, mem.peak_mb, mem.method
 
