@@ -1,6 +1,6 @@
 """GEMM throughput of ``F.linear`` (MKL on x86) against oneDNN, for the layer shapes of our models.
 
-Why ``videoformers.models.layers.linear`` routes fp32 CPU linear layers through oneDNN: on AMD CPUs
+Why ``videoformers.ops.linear`` routes fp32 CPU linear layers through oneDNN: on AMD CPUs
 MKL's sgemm takes a generic code path. Run it on your machine to see what the switch buys there::
 
     OMP_NUM_THREADS=1 python benchmarks/linear_backends.py --threads 1
@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from videoformers.models import layers
+from videoformers.ops import onednn as layers
 
 # (rows, in, out): UniFormerV2-B/16 8x224 (8 frames x 197 tokens; qkv, fc1, fc2), UniFormer-S stage 1
 # point-wise layers at 16x224 (8 x 56 x 56 tokens, 64 -> 256), DualFormer-T stage 3 (8 x 14 x 14, 256 -> 1024).

@@ -66,7 +66,7 @@ def test_variant_configs():
         kinds = [type(b.attn) for s in m.stages for b in s.blocks]
         assert kinds == [LWAttention if j % 2 == 0 else GPAttention for d in depth for j in range(d)]
         assert m.model_card.input_size == (3, 32, 224, 224) and m.num_classes == 400
-    dp = vf.build_on_meta(lambda: vf.create_model("dualformer_base")).stages[3].blocks[-1].drop_path.p
+    dp = vf.build_on_meta(lambda: vf.create_model("dualformer_base")).stages[3].blocks[-1].drop_path1.p
     assert dp == pytest.approx(0.3)
 
 
@@ -187,21 +187,21 @@ def test_padding_does_not_change_tiling_sizes(monkeypatch):
     # A size that tiles runs without padding. Force the padded + masked path anyway (every LW-MSA
     # map gets one extra window of zeros along H: a key mask is built and applied, the padded
     # queries are cropped) and check the logits do not change.
-    import videoformers.models.dualformer as dfm
+    import videoformers.models.layers as layers
 
     model = _tiny(num_frames=16, img_size=224)
     x = torch.randn(1, 3, 16, 224, 224)
     with torch.no_grad():
         y = model(x)
-    original = dfm._pad_to_multiple
+    original = layers.pad_to_multiple
 
-    def pad_extra(t, multiple, channels_last):
-        t = original(t, multiple, channels_last)
-        if channels_last and tuple(multiple) != (1, 2, 2):  # LW-MSA windows, not patch merging
+    def pad_extra(t, multiple):
+        t = original(t, multiple)
+        if tuple(multiple) not in ((1, 2, 2), (2, 4, 4)):  # LW-MSA windows, not the patch embedding/merging
             return F.pad(t, (0, 0, 0, 0, 0, multiple[1]))
         return t
 
-    monkeypatch.setattr(dfm, "_pad_to_multiple", pad_extra)
+    monkeypatch.setattr(layers, "pad_to_multiple", pad_extra)
     with torch.no_grad():
         y_pad = model(x)
     assert torch.allclose(y, y_pad, atol=1e-6, rtol=0)

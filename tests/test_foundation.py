@@ -3,15 +3,13 @@
 import json
 import subprocess
 import sys
-from typing import TypedDict
-
 import pytest
 import torch
 import torch.nn as nn
 
 import videoformers as vf
 from videoformers.checkpoints import CheckpointError, inflate_weight, save_checkpoint_atomic
-from videoformers.registry import Unpack, _entry, accepted_overrides
+from videoformers.registry import _entry, accepted_overrides, build_model
 
 TINY = dict(depth=(1, 1, 1, 1), embed_dim=(16, 32, 64, 128), head_dim=16)
 
@@ -39,22 +37,11 @@ def test_card_overrides_none_means_default():
     card = vf.get_model_card("uniformerv2_b16")
     assert card.with_overrides(num_classes=None, num_frames=None, img_size=None) == card
     assert card.with_overrides(num_classes=None, num_frames=4, img_size=(64, 96)).input_size == (3, 4, 64, 96)
-    # the builder reads None as "keep the default"; create_model used to fail on int(None)
-    m = vf.build_on_meta(lambda: vf.create_model("uniformerv2_b16", num_classes=None, num_frames=None))
-    assert m.model_card == card and m.head.out_features == card.num_classes == 400
 
 
 def test_unknown_model_message():
     with pytest.raises(ValueError, match="unknown model 'uniformer_smal'"):
         vf.create_model("uniformer_smal")
-
-
-class _ToyBase(TypedDict, total=False):
-    width: int
-
-
-class _ToyOptions(_ToyBase, total=False):
-    depth: int
 
 
 def _toy_card(name: str) -> vf.ModelCard:
@@ -74,40 +61,48 @@ def scratch_registry():
         del _REGISTRY[name]
 
 
-def test_register_model_typeddict_overrides(scratch_registry):
-    @vf.register_model(_toy_card("test_toy_typed"))
-    def toy(*, num_classes: int = 2, **options: Unpack[_ToyOptions]) -> nn.Module:
-        return nn.Linear(options.get("width", 4), num_classes)
+class _Toy(nn.Module):
+    def __init__(self, num_classes: int = 2, width: int = 4, depth: int = 1) -> None:
+        super().__init__()
+        self.fc = nn.Linear(width, num_classes)
 
-    # Keyword-only parameters plus the TypedDict's keys, inherited ones included.
-    assert accepted_overrides(toy) == {"num_classes", "width", "depth"}
-    m = vf.create_model("test_toy_typed", width=3, num_classes=5)
-    assert (m.in_features, m.out_features, m.model_card.num_classes) == (3, 5, 5)
+
+def test_register_model_overrides_come_from_the_class(scratch_registry):
+    @vf.register_model(_toy_card("test_toy"))
+    def test_toy(scale: int = 1, **kwargs) -> _Toy:
+        return build_model(_Toy, dict(width=4 * scale), kwargs)
+
+    # The class's constructor arguments plus the builder's own keywords.
+    assert accepted_overrides("test_toy") == {"num_classes", "width", "depth", "scale"}
+    m = vf.create_model("test_toy", width=3, num_classes=5)
+    assert (m.fc.in_features, m.fc.out_features, m.model_card.num_classes) == (3, 5, 5)
+    assert vf.create_model("test_toy", scale=2).fc.in_features == 8
     with pytest.raises(TypeError, match=r"unknown override\(s\) \['widht'\]; valid ones are "
-                                        r"\['depth', 'num_classes', 'width'\]"):
-        vf.create_model("test_toy_typed", widht=3)
+                                        r"\['depth', 'num_classes', 'scale', 'width'\]"):
+        vf.create_model("test_toy", widht=3)
+    with pytest.raises(TypeError, match=r"_Toy: unknown override\(s\) \['nope'\]"):
+        build_model(_Toy, {}, {"nope": 1})
 
 
-def test_register_model_refuses_undeclared_kwargs(scratch_registry):
-    with pytest.raises(TypeError, match=r"\*\*kwargs must be annotated Unpack"):
+def test_register_model_needs_a_named_def_and_its_class(scratch_registry):
+    with pytest.raises(ValueError, match="the def must carry the model's name"):
+        @vf.register_model(_toy_card("test_toy_named"))
+        def other(**kwargs) -> _Toy:
+            return _Toy(**kwargs)
+    with pytest.raises(TypeError, match="must annotate the model class"):
         @vf.register_model(_toy_card("test_toy_bare"))
-        def bare(*, num_classes: int = 2, **kwargs) -> nn.Module:
-            return nn.Linear(4, num_classes)
-    with pytest.raises(TypeError, match=r"\['width'\] are both keyword-only and in _ToyOptions"):
-        @vf.register_model(_toy_card("test_toy_twice"))
-        def twice(*, width: int = 4, **options: Unpack[_ToyOptions]) -> nn.Module:
-            return nn.Linear(width, 2)
+        def test_toy_bare(**kwargs):
+            return _Toy(**kwargs)
     assert not vf.list_models("test_toy_*")
 
 
-def test_typed_builders_declare_their_family_options():
-    # The model modules use postponed annotations: the registry must resolve Unpack[...] strings.
-    assert {"recipe", "num_classes", "num_frames", "global_layers", "in_chans"} <= _entry("uniformerv2_b16").accepts
-    fe = _entry("vivit_base_factorised_encoder").accepts
-    fsa = _entry("vivit_base_factorised_self_attention").accepts
-    assert {"num_frames", "classifier", "temporal_depth"} <= fe and "attention_order" not in fe
-    assert "attention_order" in fsa and not {"classifier", "temporal_depth"} & fsa
+def test_builders_accept_their_class_arguments():
+    # The model modules use postponed annotations: the registry must resolve the return classes.
+    assert {"preset", "num_classes", "num_frames", "global_layers", "in_chans"} <= _entry("uniformerv2_b16").accepts
+    assert {"num_frames", "classifier", "temporal_depth", "attention_order"} <= _entry(
+        "vivit_base_factorised_encoder").accepts
     assert {"proj_dim", "act_layer", "img_size"} <= _entry("vit_base_patch16_clip_224").accepts
+    assert "recipe" not in _entry("uniformerv2_b16").accepts  # the YAML training configs own that word
 
 
 def test_count_params_shared_and_exclude():
@@ -222,11 +217,3 @@ def test_cli_models_table():
     assert rows["uniformer_small"]["paper_gflops"] == 41.8
 
 
-def test_none_num_classes_and_frames_mean_the_builders_defaults():
-    import videoformers as vf
-
-    for name in ("uniformerv2_b16", "uniformerv2_b16_ssv2"):
-        m = vf.build_on_meta(lambda: vf.create_model(name, num_classes=None, num_frames=None))
-        card = vf.get_model_card(name)
-        assert m.head.out_features == card.num_classes and m.num_frames == card.input_size[1]
-        assert m.model_card.num_classes == card.num_classes and m.model_card.input_size == card.input_size

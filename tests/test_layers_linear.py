@@ -1,4 +1,4 @@
-"""The oneDNN route of ``layers.linear`` (and ``layers.conv3d`` at the end): same results and gradients as ``F.linear``, and it steps
+"""The oneDNN route of ``videoformers.ops.linear`` (and ``ops.conv3d`` at the end): same results and gradients as ``F.linear``, and it steps
 aside wherever another mechanism must see an ordinary ``aten.linear`` (FLOP counting, autocast,
 fp64, meta tensors, compile)."""
 
@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from videoformers.models import layers
-from videoformers.models.layers import Linear, linear, onednn_linear_enabled
+from videoformers.ops import onednn as layers
+from videoformers.ops import Linear, linear, onednn_linear_enabled
 
 needs_onednn = pytest.mark.skipif(not onednn_linear_enabled(), reason="this torch build has no oneDNN linear")
 
@@ -112,7 +112,7 @@ def test_compiled_linear_has_no_graph_break():
 
 
 # ------------------------------------------------------------------ 3-D convolutions through oneDNN
-from videoformers.models.layers import Conv3d, conv3d  # noqa: E402
+from videoformers.ops import Conv3d, conv3d  # noqa: E402
 
 CONV_CASES = [  # (in, out, kernel, stride, padding, groups): a 3-channel stem, a patch embedding, a depth-wise conv
     (3, 8, 3, (1, 2, 2), 1, 1),

@@ -135,13 +135,10 @@ def test_hourglass_blocks_built_once(monkeypatch):
     assert vf.create_model("uniformer_xxs_image", **TINY).blocks4[0].fast_update_scale == "gamma_3"
 
 
-def test_builders_declare_options_once():
-    from videoformers.registry import _entry
+def test_builders_take_the_class_arguments():
+    from videoformers.models.uniformer_light import HUniFormer
+    from videoformers.registry import _entry, model_arguments
 
-    image = {"num_classes", "img_size", "depth", "embed_dim", "head_dim", "drop_path_rate", "fast_update_scale",
-             "mlp_ratio", "qkv_bias", "drop_rate", "attn_drop_rate", "in_chans", "shrink_ratio", "score_momentum",
-             "layer_scale_init_value"}
-    assert _entry("uniformer_xxs_image").accepts == _entry("uniformer_xs_image").accepts == image
-    assert _entry("uniformer_xxs").accepts == _entry("uniformer_xs").accepts == image | {"num_frames"}
+    assert _entry("uniformer_xxs_image").accepts == _entry("uniformer_xs").accepts == model_arguments(HUniFormer)
     with pytest.raises(TypeError, match="window_size"):
         vf.create_model("uniformer_xxs", window_size=7)

@@ -7,10 +7,24 @@ import pytest
 import torch
 
 import videoformers as vf
-from videoformers.models.uniformerv2 import RECIPES, UniFormerV2, recipe_config
+from videoformers.models.uniformerv2 import PRESETS, UniFormerV2, preset_config
 from videoformers.models.vit import VisionTransformer
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=4, num_classes=5)
+
+
+def _frame_tokens(m, x: torch.Tensor) -> torch.Tensor:
+    """Tokens after the last backbone block, ``(B, T', 1 + HW, C)`` (through the model contract)."""
+    ((grid, cls),) = m.forward_intermediates(x, indices=1, output_fmt="NTHWC", return_prefix_tokens=True,
+                                             intermediates_only=True)
+    return torch.cat([cls[:, :, None], grid.flatten(2, 3)], dim=2)
+
+
+def _vit_tokens(vit, x: torch.Tensor) -> torch.Tensor:
+    """An image ViT's tokens after its last block, before the final norm (HF's ``last_hidden_state``)."""
+    ((grid, cls),) = vit.forward_intermediates(x, indices=1, output_fmt="NHWC", return_prefix_tokens=True,
+                                               intermediates_only=True)
+    return torch.cat([cls, grid.flatten(1, 2)], dim=1)
 
 
 def _randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -50,24 +64,24 @@ def test_params_and_gflops_match_the_authors_models(name, shape, params, gflops)
     assert card.mean == vf.registry.KINETICS_MEAN
 
 
-def test_recipes_and_registry_defaults():
+def test_presets_and_registry_defaults():
     b = vf.build_on_meta(lambda: vf.create_model("uniformerv2_b16"))
-    assert b.global_layers == (8, 9, 10, 11) and b.local_mhra == "none" and b.patch_embed.kernel_t == 1
+    assert b.global_layers == (8, 9, 10, 11) and b.local_mhra == "none" and b.patch_embed.patch_size[0] == 1
     assert b.num_classes == 400 and b.model_card.num_frames == 8
-    s = vf.build_on_meta(lambda: vf.create_model("uniformerv2_b16", recipe="ssv2"))
+    s = vf.build_on_meta(lambda: vf.create_model("uniformerv2_b16", preset="ssv2"))
     assert s.global_layers == tuple(range(4, 12)) and s.local_mhra == "double"
-    assert s.patch_embed.kernel_t == 3 and s.patch_embed.stride_t == 2
+    assert s.patch_embed.patch_size[0] == 3 and s.patch_embed.stride[0] == 2
     assert s.blocks[-1].drop_path_rate == pytest.approx(0.2) and s.global_blocks[-1].drop_path_rate == pytest.approx(0.4)
     lssv2 = vf.build_on_meta(lambda: vf.create_model("uniformerv2_l14_ssv2"))
     assert lssv2.global_layers == tuple(range(8, 24))
-    # explicit knobs win over the recipe
-    m = vf.build_on_meta(lambda: vf.create_model("uniformerv2_b16", recipe="ssv2", local_mhra="single",
+    # explicit knobs win over the preset
+    m = vf.build_on_meta(lambda: vf.create_model("uniformerv2_b16", preset="ssv2", local_mhra="single",
                                                  global_layers=[3, 7, 11], temporal_downsample=False))
-    assert m.local_mhra == "single" and m.global_layers == (3, 7, 11) and m.patch_embed.kernel_t == 1
+    assert m.local_mhra == "single" and m.global_layers == (3, 7, 11) and m.patch_embed.patch_size[0] == 1
     assert m.blocks[0].lmhra2 is None and m.blocks[0].lmhra1 is not None
-    assert recipe_config("kinetics", 24)["global_layers"] == 4 and set(RECIPES) == {"kinetics", "ssv2"}
-    with pytest.raises(ValueError, match="recipe"):
-        vf.create_model("uniformerv2_b16", recipe="imagenet")
+    assert preset_config("kinetics", 24)["global_layers"] == 4 and set(PRESETS) == {"kinetics", "ssv2"}
+    with pytest.raises(ValueError, match="preset"):
+        vf.create_model("uniformerv2_b16", preset="imagenet")
     with pytest.raises(TypeError):
         vf.create_model("uniformerv2_b16", no_such_knob=1)
 
@@ -91,7 +105,7 @@ def hf_vit() -> VisionTransformer:
     vf.load_checkpoint(vit, hf.state_dict(), strict=True)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():  # the conversion itself is exact
-        torch.testing.assert_close(vit.forward_tokens(x), hf(pixel_values=x).last_hidden_state, atol=1e-5, rtol=0)
+        torch.testing.assert_close(_vit_tokens(vit, x), hf(pixel_values=x).last_hidden_state, atol=1e-5, rtol=0)
     return vit
 
 
@@ -103,14 +117,14 @@ def test_armed_hf_clip_keeps_every_frames_class_token(hf_vit, local_mhra, t_down
                                  num_classes=7).eval()
     x = torch.randn(2, 3, 6, 32, 32)
     with torch.no_grad():
-        frames = video.forward_frame_tokens(x)  # (B, T', 1 + HW, C)
+        frames = _frame_tokens(video, x)  # (B, T', 1 + HW, C)
         kept = range(0, 6, 2) if t_down else range(6)
-        image = torch.stack([hf_vit.forward_tokens(x[:, :, t]) for t in kept], dim=1)
+        image = torch.stack([_vit_tokens(hf_vit, x[:, :, t]) for t in kept], dim=1)
         assert frames.shape == image.shape
         torch.testing.assert_close(frames[:, :, 0], image[:, :, 0], atol=1e-5, rtol=0)
         # the video token starts at 0, so Z = (F_C + 0) / 2 and the logits follow from it alone
-        feats = video.forward_features(x)
-        torch.testing.assert_close(feats, 0.5 * image[:, :, 0].mean(1), atol=1e-5, rtol=0)
+        z = video.forward_fusion(video.forward_features(x))
+        torch.testing.assert_close(z, 0.5 * image[:, :, 0].mean(1), atol=1e-5, rtol=0)
 
 
 def test_arming_a_timm_deit_vit():
@@ -122,8 +136,8 @@ def test_arming_a_timm_deit_vit():
     assert isinstance(video.norm_pre, torch.nn.Identity) and video.patch_embed.proj.bias is not None
     x = torch.randn(1, 3, 3, 32, 32)
     with torch.no_grad():
-        frames = video.forward_frame_tokens(x)[:, :, 0]
-        image = torch.stack([vit.forward_tokens(x[:, :, t])[:, 0] for t in range(3)], dim=1)
+        frames = _frame_tokens(video, x)[:, :, 0]
+        image = torch.stack([_vit_tokens(vit, x[:, :, t])[:, 0] for t in range(3)], dim=1)
     torch.testing.assert_close(frames, image, atol=1e-5, rtol=0)
 
 
@@ -163,11 +177,9 @@ def test_zero_init_video_path_and_alpha():
     x = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
         state = {"q": m.query.repeat(2, 1, 1)}
-        tok, frames, grid = m.embed(x)
-        for i, blk in enumerate(m.blocks):
-            tok = blk(tok, frames)
-            if i in m._stage_of:
-                m._global_step(m._stage_of[i], tok, frames, grid, state)
+        ctx = m.forward_features(x)
+        for j in range(len(m.global_blocks)):
+            m._global_step(j, ctx[:, j], state)
         assert torch.all(state["q"] == 0)
 
 
@@ -177,15 +189,15 @@ def test_alpha_fusion_formula():
     x = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
         m.alpha.fill_(30.0)  # alpha -> 1: the video token F alone
-        z1 = m.forward_features(x)
+        z1 = m.forward_fusion(m.forward_features(x))
         m.alpha.fill_(-30.0)  # alpha -> 0: the mean class token F_C
-        z0 = m.forward_features(x)
-        fc = m.forward_frame_tokens(x)[:, :, 0].mean(1)
+        z0 = m.forward_fusion(m.forward_features(x))
+        fc = _frame_tokens(m, x)[:, :, 0].mean(1)
         torch.testing.assert_close(z0, fc, atol=1e-5, rtol=0)
         a = torch.linspace(-2, 2, 64)
         m.alpha.copy_(a)
         s = torch.sigmoid(a)
-        torch.testing.assert_close(m.forward_features(x), s * z1 + (1 - s) * fc, atol=1e-5, rtol=0)
+        torch.testing.assert_close(m.forward_fusion(m.forward_features(x)), s * z1 + (1 - s) * fc, atol=1e-5, rtol=0)
 
 
 def test_local_temporal_mhra_matches_conv3d_reference():
@@ -237,20 +249,18 @@ def test_fusion_semantics():
     base = _randomise(UniFormerV2(**TINY, global_layers=[2, 3], fusion="parallel")).eval()
     with torch.no_grad():
         state: dict = {}
-        tok, frames, grid = base.embed(x)
-        for i, blk in enumerate(base.blocks):
-            tok = blk(tok, frames)
-            if i in base._stage_of:
-                base._global_step(base._stage_of[i], tok, frames, grid, state)
+        ctx = base.forward_features(x)
+        for j in range(len(base.global_blocks)):
+            base._global_step(j, ctx[:, j], state)
         fresh = UniFormerV2(**TINY, global_layers=[2, 3], fusion="parallel").fusion_proj
         mean = (state["outs"][0] + state["outs"][1])[:, 0] / 2
         torch.testing.assert_close(fresh(torch.cat([o[:, 0] for o in state["outs"]], -1)), mean)
     for fusion in ("hierarchical_kv", "hierarchical_q"):
         m = _randomise(UniFormerV2(**TINY, global_layers=[2, 3], fusion=fusion)).eval()
         with torch.no_grad():
-            a = m.forward_features(x)
+            a = m.forward_fusion(m.forward_features(x))
             m.query[:, 0].add_(torch.randn(64))  # changes only stage 1's output (not a constant: LN removes those)...
-            b = m.forward_features(x)
+            b = m.forward_fusion(m.forward_features(x))
         assert (a - b).abs().max() > 1e-4  # ...which reaches the final token through stage 2
 
 
@@ -270,7 +280,7 @@ def test_temporal_downsampling_frames_and_odd_lengths():
     m = _randomise(UniFormerV2(**TINY, temporal_downsample=True, local_mhra="double", global_layers=2)).eval()
     for T, expected in [(16, 8), (5, 3), (1, 1)]:
         with torch.no_grad():
-            assert m.forward_frame_tokens(torch.randn(1, 3, T, 32, 32)).shape[1] == expected
+            assert _frame_tokens(m, torch.randn(1, 3, T, 32, 32)).shape[1] == expected
             assert m(torch.randn(1, 3, T, 32, 32)).shape == (1, 5)
 
 
@@ -316,7 +326,7 @@ def test_grad_checkpointing_same_gradients():
     for n, p in m.named_parameters():
         if n in ref:
             torch.testing.assert_close(p.grad, ref[n], atol=1e-5, rtol=1e-4, msg=n)
-    m.set_grad_checkpointing(True, checkpoint_num=1)
+    m.set_grad_checkpointing(1)
     assert [b.grad_checkpointing for b in m.blocks] == [True, False, False, False]
 
 

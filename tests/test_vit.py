@@ -68,7 +68,9 @@ def test_hf_clip_vision_model_outputs_match(hf_clip):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         ref = hf_clip.vision_model(pixel_values=x)
-        tokens = ours.forward_tokens(x)
+        ((grid, cls),) = ours.forward_intermediates(x, indices=1, output_fmt="NHWC", return_prefix_tokens=True,
+                                                    intermediates_only=True)
+        tokens = torch.cat([cls, grid.flatten(1, 2)], dim=1)  # after the last block, before ln_post
         pooled = ours(x)
     torch.testing.assert_close(tokens, ref.last_hidden_state, atol=1e-5, rtol=0)
     torch.testing.assert_close(pooled, ref.pooler_output, atol=1e-5, rtol=0)

@@ -37,8 +37,10 @@ def test_registry_names_and_cards():
     assert set(names) == expected
     card = vf.get_model_card("vivit_base_factorised_encoder")
     assert card.input_size == (3, 32, 224, 224) and card.num_classes == 400 and card.family == "vivit"
-    with pytest.raises(TypeError, match="temporal_depth"):
+    with pytest.raises(ValueError, match="temporal_depth=2 is an option of ViViT factorised_encoder only"):
         vf.create_model("vivit_base_spatiotemporal", temporal_depth=2)
+    with pytest.raises(ValueError, match="attention_order"):
+        vf.create_model("vivit_base_factorised_encoder", attention_order="time_space")
 
 
 @pytest.mark.parametrize("size,dims", [("base", (768, 12, 12, 3072)), ("large", (1024, 24, 16, 4096)),
@@ -154,13 +156,13 @@ def test_uniform_frame_sampling():
     tok = emb(x)
     assert tok.shape == (2, 3, 4, 16)
     for i, f in enumerate([4, 8, 12]):
-        ref = F.conv2d(x[:, :, f], emb.proj.weight, emb.proj.bias, stride=4).flatten(2).transpose(1, 2)
+        ref = F.conv2d(x[:, :, f], emb.proj.weight[:, :, 0], emb.proj.bias, stride=4).flatten(2).transpose(1, 2)
         assert torch.allclose(tok[:, i], ref, atol=1e-6)
 
 
 def test_frame_embedding_model():
     m = randomize(tiny("spatiotemporal", embedding="frame"))  # 8 frames, t=2 -> 4 sampled frames
-    assert m.patch_embed.proj.weight.ndim == 4 and m.grid == (4, 4, 4)
+    assert m.patch_embed.proj.weight.shape[2] == 1 and m.grid == (4, 4, 4)  # a 1 x p x p kernel per frame
     assert m(seeded_tensor((1, 3, 8, 32, 32), 5)).shape == (1, 5)
     m2 = tiny("factorised_encoder", embedding="frame", num_sampled_frames=3)
     assert m2.temporal.pos_embed.shape[1] == 4

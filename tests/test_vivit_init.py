@@ -150,11 +150,16 @@ def test_layout_edge_cases(hf_vit):
         v4[k] = v
     out = convert_vit_state_dict(v4)
     assert out.keys() == canon.keys() and all(torch.equal(out[k], canon[k]) for k in canon)
-    # things a plain ViT cannot hold are refused by name unless strict=False
-    odd = {**canon, "blocks.0.ls1.gamma": torch.ones(D)}
-    with pytest.raises(ValueError, match="ls1.gamma"):
-        convert_vit_state_dict(odd)
-    assert "blocks.0.ls1.gamma" not in convert_vit_state_dict(odd, strict=False)
+    # things a plain ViT cannot hold are refused by name with strict=True, kept for the loader's report otherwise
+    odd = {**canon, "blocks.0.attn.q_norm.weight": torch.ones(D)}
+    with pytest.raises(ValueError, match="q_norm"):
+        convert_vit_state_dict(odd, strict=True)
+    assert "blocks.0.attn.q_norm.weight" in convert_vit_state_dict(odd)
+    # layer scale is canonical (our ViT and UniFormerV2 hold it), but ViViT's blocks have none: refused by name
+    scaled = {**canon, "blocks.0.ls1.gamma": torch.ones(D)}
+    assert "blocks.0.ls1.gamma" in convert_vit_state_dict(scaled, strict=True)
+    with pytest.raises(ValueError, match="layer scale"):
+        init_from_image_vit(vivit("spatiotemporal"), scaled)
     with pytest.raises(ValueError, match="layout"):
         detect_vit_layout({"foo.bar": torch.zeros(1)})
 

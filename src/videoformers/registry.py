@@ -11,15 +11,9 @@ from __future__ import annotations
 import fnmatch
 import os
 import inspect
-import sys
 import typing
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
-
-if sys.version_info >= (3, 11):
-    from typing import Unpack
-else:  # PEP 692's Unpack entered typing in 3.11; typing_extensions comes with torch.
-    from typing_extensions import Unpack
 
 import torch
 import torch.nn as nn
@@ -28,7 +22,8 @@ __all__ = [
     "ModelCard",
     "register_model",
     "accepted_overrides",
-    "Unpack",
+    "build_model",
+    "model_arguments",
     "list_models",
     "create_model",
     "get_model_card",
@@ -89,7 +84,7 @@ class ModelCard:
         """The card as seen after ``create_model(name, **overrides)`` changed the input or classes.
 
         Reads ``num_frames``, ``img_size`` and ``num_classes``. A ``None`` value counts as not
-        overridden: builders that take ``Optional`` options read ``None`` as "keep the default".
+        overridden.
         """
         overrides = {k: v for k, v in overrides.items() if v is not None}
         size = list(self.input_size)
@@ -117,54 +112,69 @@ class ModelCard:
 class _Entry:
     builder: Callable[..., nn.Module]
     card: ModelCard
+    model_cls: type
     accepts: frozenset[str] = field(default_factory=frozenset)
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def accepted_overrides(fn: Callable[..., object]) -> frozenset[str]:
-    """The override names a builder declares: its keyword-only parameters plus, when it takes
-    ``**options: Unpack[SomeOptions]`` (PEP 692), the keys of that ``TypedDict`` (inherited ones too).
+def model_arguments(cls: type) -> frozenset[str]:
+    """The keyword arguments of ``cls``'s constructor: the overrides its builders accept."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    return frozenset(p.name for p in params if p.name != "self"
+                     and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
 
-    A bare ``**kwargs`` (no ``Unpack[TypedDict]`` annotation) is refused with ``TypeError``: the
-    registry could not tell which overrides it accepts, so every builder must declare them.
-    Positional parameters are not overrides (builders are called with keywords only).
+
+def build_model(cls: type, model_args: dict, overrides: dict) -> nn.Module:
+    """The one family builder: ``cls(**model_args)`` with the user's ``overrides`` on top.
+
+    ``model_args`` are the paper's hyper-parameters of one registered model; an override that is not
+    an argument of ``cls`` raises ``TypeError`` naming the valid ones.
     """
-    params = inspect.signature(fn).parameters.values()
-    names = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    var_kw = next((p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None)
-    if var_kw is None:
-        return frozenset(names)
+    valid = model_arguments(cls)
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise TypeError(f"{cls.__name__}: unknown override(s) {unknown}; valid ones are {sorted(valid)}")
+    return cls(**{**model_args, **overrides})
+
+
+def _builder_class(fn: Callable[..., nn.Module]) -> type:
     # Model modules use ``from __future__ import annotations``: the annotation is a string until resolved.
-    hint = typing.get_type_hints(fn, include_extras=True).get(var_kw.name)
-    args = typing.get_args(hint) if typing.get_origin(hint) is Unpack else ()
-    options = args[0] if len(args) == 1 else None
-    if not hasattr(options, "__required_keys__"):  # what every TypedDict class (typing or typing_extensions) has
-        raise TypeError(
-            f"builder {fn.__qualname__}: **{var_kw.name} must be annotated Unpack[SomeTypedDict] so that the "
-            f"registry knows its overrides (got {hint!r})"
-        )
-    keys = set(options.__required_keys__) | set(options.__optional_keys__)
-    if keys & names:  # PEP 692 forbids it too: the keyword would be bound twice
-        raise TypeError(f"builder {fn.__qualname__}: {sorted(keys & names)} are both keyword-only and in "
-                        f"{options.__name__}")
-    return frozenset(names | keys)
+    cls = typing.get_type_hints(fn).get("return")
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise TypeError(f"builder {fn.__qualname__} must annotate the model class it returns (-> SomeModel), "
+                        f"got {cls!r}")
+    return cls
 
 
 def register_model(card: ModelCard) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering ``fn`` under ``card.name``. The builder takes keyword overrides only:
-    keyword-only parameters and/or ``**options: Unpack[SomeTypedDict]`` (see :func:`accepted_overrides`)."""
+    """Decorator registering the builder ``fn`` under ``card.name`` (which must be ``fn``'s name, so that
+    every registered model is a grep-able ``def``).
+
+    A builder is ``def name(**kwargs) -> ModelClass``: the paper's hyper-parameters as one ``model_args``
+    dict passed with ``kwargs`` to :func:`build_model`. The overrides it accepts are ``ModelClass``'s
+    constructor arguments plus any keyword parameter of its own (UniFormerV2's ``preset``).
+    """
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if card.name in _REGISTRY:
             raise ValueError(f"model {card.name!r} is registered twice")
-        accepts = accepted_overrides(fn)
-        _REGISTRY[card.name] = _Entry(fn, card, accepts)
+        if fn.__name__ != card.name:
+            raise ValueError(f"builder {fn.__name__!r} registers {card.name!r}: the def must carry the model's name")
+        cls = _builder_class(fn)
+        own = {p.name for p in inspect.signature(fn).parameters.values()
+               if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+        _REGISTRY[card.name] = _Entry(fn, card, cls, model_arguments(cls) | own)
         fn.model_card = card  # type: ignore[attr-defined]
         return fn
 
     return deco
+
+
+def accepted_overrides(name: str) -> frozenset[str]:
+    """The overrides ``create_model(name, ...)`` accepts."""
+    return _entry(name).accepts
 
 
 def _ensure_models_imported() -> None:
@@ -201,6 +211,8 @@ def create_model(
     pretrained: "str | os.PathLike | dict | None" = None,
     *,
     strict: bool = True,
+    features_only: bool = False,
+    out_indices: "int | Sequence[int] | None" = None,
     **overrides,
 ) -> nn.Module:
     """Build a registered model; ``overrides`` use the papers' hyper-parameter names.
@@ -208,6 +220,9 @@ def create_model(
     ``pretrained`` is a checkpoint path in any supported layout (ours, the authors', MMAction2,
     safetensors written by ``videoformers convert``); it is loaded with
     :func:`videoformers.load_checkpoint`. The built model carries its card as ``model.model_card``.
+    ``features_only=True`` returns a :class:`~videoformers.models.contract.FeatureExtractor`: a module
+    whose forward gives the list of feature maps of ``out_indices`` (all stages / blocks by default),
+    with their ``feature_info``.
     """
     entry = _entry(name)
     unknown = sorted(set(overrides) - entry.accepts)
@@ -215,6 +230,8 @@ def create_model(
         raise TypeError(
             f"{name}: unknown override(s) {unknown}; valid ones are {sorted(entry.accepts)}"
         )
+    if out_indices is not None and not features_only:
+        raise TypeError(f"{name}: out_indices needs features_only=True")
     if pretrained is not None and strict:
         # Every tensor comes from the checkpoint: skip random init by building on the meta device.
         with torch.device("meta"):
@@ -227,13 +244,9 @@ def create_model(
         from videoformers.checkpoints import load_checkpoint
 
         load_checkpoint(model, pretrained, strict=strict)
+    if features_only:
+        from videoformers.models.contract import FeatureExtractor
+
+        model = FeatureExtractor(model, out_indices)
+        model.model_name = name
     return model
-
-
-def merge_config(defaults: dict, overrides: dict, sequence_keys: Sequence[str] = ()) -> dict:
-    """``defaults`` updated with ``overrides``; keys in ``sequence_keys`` are normalised to tuples."""
-    cfg = {**defaults, **{k: v for k, v in overrides.items()}}
-    for k in sequence_keys:
-        if k in cfg and isinstance(cfg[k], list):
-            cfg[k] = tuple(cfg[k])
-    return cfg

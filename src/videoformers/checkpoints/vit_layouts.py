@@ -1,8 +1,10 @@
 """Image-ViT checkpoints in the layouts users have -> one canonical (timm-style) state dict.
 
-Video models initialised from image ViTs (ViViT Sec. 3.4) need the ViT's weights under one set of
-names, whatever library wrote them. :func:`convert_vit_state_dict` maps the three common layouts to
-the canonical names below; :func:`load_image_vit` also reads the file (``.pth``/``.bin``/
+Video models initialised from image ViTs (ViViT Sec. 3.4, UniFormerV2 Sec. 3) and the image ViT
+itself need the ViT's weights under one set of names, whatever library wrote them. This is the one
+module that reads image-ViT layouts: :func:`convert_vit_state_dict` maps the common layouts (timm/DeiT,
+HF ViT, OpenAI and HF CLIP, Google ``.npz``) to the canonical names below, and
+:func:`resample_pos_embed` is the one positional-embedding resampler; :func:`load_image_vit` also reads the file (``.pth``/``.bin``/
 ``.safetensors``/``.npz``) and unwraps training wrappers.
 
 Canonical layout (timm ``VisionTransformer``; ``D`` embed dim, ``g`` patches per side)::
@@ -15,7 +17,10 @@ Canonical layout (timm ``VisionTransformer``; ``D`` embed dim, ``g`` patches per
     blocks.N.attn.proj.{weight (D, D), bias}
     blocks.N.norm2.{weight,bias}
     blocks.N.mlp.fc1.{weight (M, D), bias}     blocks.N.mlp.fc2.{weight (D, M), bias}
+    blocks.N.ls1.gamma, blocks.N.ls2.gamma     (layer scale, DeiT-III / CaiT, when present)
+    norm_pre.{weight,bias}                     (CLIP's ln_pre, when present)
     norm.{weight,bias}
+    embed_proj.weight (E, D)                   (CLIP's image-text projection, when present)
     head.{weight (K, D), bias}                 (classifier, when present)
     pre_logits.fc.{weight,bias}                (representation layer Linear+tanh, when present)
 
@@ -40,6 +45,9 @@ HF (transformers 4.x / Hub names)                  ``encoder.layer.N.attention.a
                                                    -> ``attn.qkv``, ``attention.output.dense`` ->
                                                    ``attn.proj``, ``intermediate.dense`` -> ``mlp.fc1``,
                                                    ``output.dense`` -> ``mlp.fc2``; the rest as above
+OpenAI CLIP (``visual.`` prefix or    ``conv1``, ``class_embedding``, ``positional_embedding``, ``ln_pre``,
+  already stripped), HF ``CLIPVisionModel``      ``transformer.resblocks.N.*`` / HF ``embeddings.*``, ``pre_layrnorm``,
+  / ``CLIPModel``                                  ``encoder.layers.N.*``: see :func:`_from_clip`
 Google ``.npz`` (google-research/vision_transformer, optional ``opt/target/``, ``params/`` or ``params/img/``
   big_vision, scenic)                              prefix; ``embedding/kernel`` (ph, pw, C, D) ->
                                                    ``patch_embed.proj.weight`` (permuted), ``cls`` ->
@@ -65,11 +73,13 @@ LayerNorm_1, MlpBlock_0``. Both are handled by taking the sub-modules in index o
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Literal, Mapping
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "VitLayout",
@@ -77,10 +87,10 @@ __all__ = [
     "convert_vit_state_dict",
     "load_image_vit",
     "convert_hf_blocks",
-    "vit_grid_has_cls",
+    "resample_pos_embed",
 ]
 
-VitLayout = Literal["timm", "hf", "npz"]
+VitLayout = Literal["timm", "hf", "clip", "npz"]
 StateDict = dict[str, torch.Tensor]
 
 _NPZ_PREFIXES = ("opt/target/", "params/img/", "params/")
@@ -92,6 +102,9 @@ def detect_vit_layout(sd: Mapping[str, torch.Tensor]) -> VitLayout:
     keys = list(sd)
     if any("/" in k for k in keys):
         return "npz"
+    if any(k.startswith(("visual.", "vision_model.", "transformer.resblocks.", "encoder.layers.")) for k in keys) or \
+            "class_embedding" in sd or "embeddings.class_embedding" in sd:
+        return "clip"
     if any(k.startswith(("patch_embed.", "blocks.")) for k in keys):
         return "timm"
     if any(k.startswith(("embeddings.", "vit.embeddings.", "encoder.layer.", "vit.encoder.layer.", "layers.",
@@ -99,7 +112,8 @@ def detect_vit_layout(sd: Mapping[str, torch.Tensor]) -> VitLayout:
         return "hf"
     raise ValueError(
         "cannot tell the image-ViT layout of this checkpoint (expected timm/DeiT 'patch_embed.*'/'blocks.*', "
-        "HF 'vit.embeddings.*'/'vit.encoder.layer.*', or Google .npz 'embedding/kernel'/'Transformer/...'); "
+        "HF 'vit.embeddings.*'/'vit.encoder.layer.*', CLIP 'visual.*'/'vision_model.*', or Google .npz "
+        "'embedding/kernel'/'Transformer/...'); "
         f"first keys: {keys[:8]}"
     )
 
@@ -107,29 +121,40 @@ def detect_vit_layout(sd: Mapping[str, torch.Tensor]) -> VitLayout:
 def convert_vit_state_dict(
     sd: Mapping[str, torch.Tensor],
     layout: VitLayout | Literal["auto"] = "auto",
-    strict: bool = True,
+    strict: bool = False,
 ) -> StateDict:
     """Map an image-ViT state dict in ``layout`` to the canonical timm names (see the module doc).
 
-    ``strict=True`` raises ``ValueError`` listing keys this converter does not understand (e.g. a
-    MAP head, layer-scale or register tokens, which a plain ViT cannot represent); with
-    ``strict=False`` they are dropped.
+    Keys this converter does not understand (a MAP head, register tokens, a model's own video modules)
+    are kept under their names, so a loader's report names them; ``strict=True`` raises ``ValueError``
+    listing them instead.
     """
     if layout == "auto":
-        layout = detect_vit_layout(sd)
+        try:
+            layout = detect_vit_layout(sd)
+        except ValueError:
+            if strict:
+                raise
+            return dict(sd)  # nothing of an image ViT in it: left for the loader to report by name
     if layout == "timm":
         out, unknown = _from_timm(sd)
     elif layout == "hf":
         out, unknown = _from_hf(sd)
+    elif layout == "clip":
+        out = _from_clip(sd)
+        unknown = [k for k in out if not (k in _TIMM_TOP or _TIMM_BLOCK.match(k))]
     elif layout == "npz":
         out, unknown = _from_npz(sd)
     else:
-        raise ValueError(f"unknown image-ViT layout {layout!r}; use 'timm', 'hf', 'npz' or 'auto'")
+        raise ValueError(f"unknown image-ViT layout {layout!r}; use 'timm', 'hf', 'clip', 'npz' or 'auto'")
     if unknown and strict:
         raise ValueError(
             f"{len(unknown)} key(s) of this {layout} ViT checkpoint have no canonical ViT equivalent: "
-            f"{sorted(unknown)[:12]}{' ...' if len(unknown) > 12 else ''} (pass strict=False to drop them)"
+            f"{sorted(unknown)[:12]}{' ...' if len(unknown) > 12 else ''}"
         )
+    for k in unknown:
+        if k not in out and k in sd:
+            out[k] = sd[k]
     return out
 
 
@@ -138,7 +163,8 @@ def load_image_vit(
     layout: VitLayout | Literal["auto"] = "auto",
     strict: bool = True,
 ) -> StateDict:
-    """Read (if a path) and convert an image-ViT checkpoint to the canonical layout."""
+    """Read (if a path) and convert an image-ViT checkpoint to the canonical layout (``strict``: refuse
+    keys without a canonical name)."""
     from .loading import read_checkpoint, unwrap_state_dict
 
     if isinstance(source, (str, os.PathLike)):
@@ -152,23 +178,142 @@ def load_image_vit(
     return convert_vit_state_dict(unwrap_state_dict(obj), layout, strict=strict)
 
 
-def vit_grid_has_cls(sd: Mapping[str, torch.Tensor]) -> bool:
-    """Whether the canonical ``pos_embed`` carries a CLS row (a square grid plus one)."""
-    n = sd["pos_embed"].shape[1]
-    if "cls_token" in sd:
-        return True
-    g = int(round(n**0.5))
-    return g * g != n
+def resample_pos_embed(
+    pos_embed: torch.Tensor,
+    new_grid: tuple[int, int],
+    old_grid: tuple[int, int] | None = None,
+    num_prefix_tokens: int = 1,
+    mode: str = "bicubic",
+    align_corners: bool = False,
+    antialias: bool | None = None,
+) -> torch.Tensor:
+    """Interpolate a ``(1, prefix + Gh*Gw, D)`` positional embedding to another grid: the one resampler
+    of every family (ViT/CLIP at another resolution, UniFormerV2's frames, ViViT's image init).
+
+    The prefix (class token) embeddings are kept as they are; the grid part is resized. Defaults are
+    timm's: bicubic, ``align_corners=False``, antialiased when shrinking (``antialias=None``).
+    ViViT's "resize" of the authors is ``mode="bilinear", align_corners=True`` (corner to corner, as
+    ``scipy.ndimage.zoom(order=1)``). ``old_grid`` defaults to the square grid the token count implies.
+    """
+    squeeze = pos_embed.ndim == 2
+    if squeeze:
+        pos_embed = pos_embed.unsqueeze(0)
+    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    n = grid.shape[1]
+    if old_grid is None:
+        side = int(math.isqrt(n))
+        if side * side != n:
+            raise ValueError(f"cannot infer the grid of a positional embedding with {n} patch tokens; pass old_grid")
+        old_grid = (side, side)
+    new_grid = tuple(int(g) for g in new_grid)
+    if tuple(old_grid) != new_grid:
+        if mode not in ("bilinear", "bicubic"):
+            raise ValueError(f"mode must be 'bilinear' or 'bicubic', got {mode!r}")
+        dtype = grid.dtype
+        g = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2).float()
+        if antialias is None:
+            antialias = new_grid[0] < old_grid[0] or new_grid[1] < old_grid[1]
+        g = F.interpolate(g, size=new_grid, mode=mode, align_corners=align_corners, antialias=antialias)
+        grid = g.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], -1).to(dtype)
+    out = torch.cat([prefix, grid], dim=1)
+    return out[0] if squeeze else out
+
+
+# --------------------------------------------------------------------------- checkpoint layouts
+_OPENAI_BLOCK = {
+    "ln_1": "norm1",
+    "ln_2": "norm2",
+    "attn.in_proj_weight": "attn.qkv.weight",
+    "attn.in_proj_bias": "attn.qkv.bias",
+    "attn.out_proj": "attn.proj",
+    "mlp.c_fc": "mlp.fc1",
+    "mlp.c_proj": "mlp.fc2",
+}
+_HF_CLIP_BLOCK = {
+    "layer_norm1": "norm1",
+    "layer_norm2": "norm2",
+    "self_attn.out_proj": "attn.proj",
+    "mlp.fc1": "mlp.fc1",
+    "mlp.fc2": "mlp.fc2",
+}
+
+
+def _rename_block_key(rest: str, table: Mapping[str, str]) -> str | None:
+    for src, dst in table.items():
+        if rest == src or rest.startswith(src + "."):
+            return dst + rest[len(src):]
+    return None
+
+
+def _from_clip(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map an image-ViT state dict in the OpenAI CLIP or HF CLIP layout to the canonical names.
+
+    - **OpenAI CLIP** (``visual.`` prefix or already stripped): ``conv1``, ``class_embedding``,
+      ``positional_embedding``, ``ln_pre``, ``transformer.resblocks.N.{ln_1, attn.in_proj_*,
+      attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}``, ``ln_post``, ``proj`` (``(D, E)``, stored
+      transposed as ``embed_proj.weight``). The text tower of a full CLIP state dict is dropped.
+    - **HF** ``CLIPVisionModel`` / ``CLIPModel`` (``vision_model.`` prefix in transformers 4.x and
+      in ``CLIPModel``, none in 5.x ``CLIPVisionModel``): ``embeddings.*``, ``pre_layrnorm``,
+      ``encoder.layers.N.{layer_norm1, self_attn.{q,k,v,out}_proj, layer_norm2, mlp.fc1/fc2}``
+      (q, k, v concatenated into one qkv), ``post_layernorm``, ``visual_projection``.
+
+    Keys this function does not recognise are passed through, so the loader's report names them.
+    """
+    sd = dict(sd)
+    if any(k.startswith("visual.") for k in sd):  # full OpenAI CLIP: keep the image tower only
+        sd = {k[len("visual."):]: v for k, v in sd.items() if k.startswith("visual.")}
+    if any(k.startswith("vision_model.") for k in sd):  # HF CLIPModel / 4.x CLIPVisionModel
+        sd = {k.removeprefix("vision_model."): v for k, v in sd.items()
+              if k.startswith("vision_model.") or k == "visual_projection.weight"}
+    out: dict[str, torch.Tensor] = {}
+    hf_qkv: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    for k, v in sd.items():
+        if k in ("class_embedding", "embeddings.class_embedding"):
+            out["cls_token"] = v.reshape(1, 1, -1)
+        elif k in ("positional_embedding", "embeddings.position_embedding.weight"):
+            out["pos_embed"] = v.reshape(1, v.shape[-2], v.shape[-1])
+        elif k in ("conv1.weight", "embeddings.patch_embedding.weight"):
+            out["patch_embed.proj.weight"] = v
+        elif k == "embeddings.patch_embedding.bias":
+            out["patch_embed.proj.bias"] = v
+        elif k == "embeddings.position_ids":
+            continue
+        elif k.startswith(("ln_pre.", "pre_layrnorm.")):
+            out["norm_pre." + k.split(".", 1)[1]] = v
+        elif k.startswith(("ln_post.", "post_layernorm.")):
+            out["norm." + k.split(".", 1)[1]] = v
+        elif k == "proj":
+            out["embed_proj.weight"] = v.t().contiguous()
+        elif k == "visual_projection.weight":
+            out["embed_proj.weight"] = v
+        elif m := re.match(r"transformer\.resblocks\.(\d+)\.(.+)$", k):
+            new = _rename_block_key(m.group(2), _OPENAI_BLOCK)
+            out[f"blocks.{m.group(1)}.{new}" if new else k] = v
+        elif m := re.match(r"encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)$", k):
+            hf_qkv.setdefault((int(m.group(1)), m.group(3)), {})[m.group(2)] = v
+        elif m := re.match(r"encoder\.layers\.(\d+)\.(.+)$", k):
+            new = _rename_block_key(m.group(2), _HF_CLIP_BLOCK)
+            out[f"blocks.{m.group(1)}.{new}" if new else k] = v
+        else:
+            out[k] = v
+    for (i, leaf), parts in sorted(hf_qkv.items()):
+        if set(parts) != {"q", "k", "v"}:
+            for p, v in parts.items():  # incomplete: leave them for the loader to report
+                out[f"encoder.layers.{i}.self_attn.{p}_proj.{leaf}"] = v
+            continue
+        out[f"blocks.{i}.attn.qkv.{leaf}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # timm / DeiT
 
-_TIMM_BLOCK = re.compile(r"^blocks\.\d+\.(norm1|norm2)\.(weight|bias)$|"
+_TIMM_BLOCK = re.compile(r"^blocks\.\d+\.(norm1|norm2)\.(weight|bias)$|^blocks\.\d+\.ls[12]\.gamma$|"
                          r"^blocks\.\d+\.attn\.(qkv|proj)\.(weight|bias)$|"
                          r"^blocks\.\d+\.mlp\.(fc1|fc2)\.(weight|bias)$")
 _TIMM_TOP = {"patch_embed.proj.weight", "patch_embed.proj.bias", "cls_token", "pos_embed", "norm.weight",
-             "norm.bias", "head.weight", "head.bias", "pre_logits.fc.weight", "pre_logits.fc.bias"}
+             "norm.bias", "head.weight", "head.bias", "pre_logits.fc.weight", "pre_logits.fc.bias", "norm_pre.weight",
+             "norm_pre.bias", "embed_proj.weight"}
 
 
 def _from_timm(sd: Mapping[str, torch.Tensor]) -> tuple[StateDict, list[str]]:

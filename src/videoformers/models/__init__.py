@@ -6,7 +6,7 @@ Modules are discovered automatically so that adding a family is adding a file.
 import importlib
 import pkgutil
 
-_SKIP = {"layers"}
+_SKIP = {"layers", "contract"}
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _info.name not in _SKIP and not _info.name.startswith("_"):

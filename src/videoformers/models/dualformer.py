@@ -1,6 +1,6 @@
 """DualFormer: Local-Global Stratified Transformer for Efficient Video Recognition (ECCV 2022).
 
-Liang, Zhou, Zimmermann, Yan. https://arxiv.org/abs/2112.04674 (seed 004).
+Liang, Zhou, Zimmermann, Yan. https://arxiv.org/abs/2112.04674.
 
 A four-stage hierarchy (Sec. 3.1, Fig. 3): a 2x4x4 patch embedding, then stages at strides
 (2,4,4), (2,8,8), (2,16,16), (2,32,32), joined by 1x2x2 patch merging. Inside a stage, blocks
@@ -38,6 +38,9 @@ Any input size (the authors' code needs frames divisible by 16 and sides by 224)
   one size accepts others: a pooling window that does not tile is zero-padded (padded positions
   add nothing to the weighted sum), so every real token reaches some prior.
 
+Model contract: ``forward_features`` is the last stage's map after the final LayerNorm,
+``(B, C4, T/2, H/32, W/32)``; the four stages are the intermediates (strides 4, 8, 16, 32; time halved).
+
 Performance: activations stay channels-last ``(B, T, H, W, C)`` for the whole network (every
 point-wise op is a ``Linear``), windows are made by one reshape/permute copy each way, attention
 goes through :func:`~torch.nn.functional.scaled_dot_product_attention`.
@@ -51,22 +54,24 @@ from typing import Literal, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
-from videoformers.registry import IMAGENET_MEAN, IMAGENET_STD, ModelCard, register_model
-
+from ..checkpoints.loading import inflate_weight
+from ..ops import Conv3d, Linear
+from ..registry import IMAGENET_MEAN, IMAGENET_STD, ModelCard, build_model, register_model
+from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_map
 from .layers import (
     Attention,
-    Conv3d,
-    DropPath,
+    Block,
     LayerNorm,
-    Linear,
-    Mlp,
+    PatchEmbed,
     check_input,
-    linear,
+    pad_to_multiple,
+    run_blocks,
     stochastic_depth_rates,
     to_ntuple,
     trunc_normal_init,
+    window_partition,
+    window_reverse,
 )
 
 __all__ = [
@@ -75,8 +80,6 @@ __all__ = [
     "GPAttention",
     "CoarsePyramid",
     "PEG",
-    "PatchEmbed3d",
-    "DualFormerBlock",
     "DualFormerStage",
     "dualformer_tiny",
     "dualformer_small",
@@ -94,60 +97,15 @@ def _pool_kernel(feat: Size3, pysize: Size3) -> Size3:
     return tuple(max(1, f // p) for f, p in zip(feat, pysize))  # type: ignore[return-value]
 
 
-def _pad_to_multiple(x: torch.Tensor, multiple: Sequence[int], channels_last: bool) -> torch.Tensor:
-    """Zero-pad the three spatio-temporal axes of ``x`` at their end to multiples of ``multiple``.
-
-    ``x`` is ``(B, T, H, W, C)`` if ``channels_last`` else ``(B, C, T, H, W)``.
-    """
-    sizes = x.shape[1:4] if channels_last else x.shape[2:5]
-    pads = [(-s) % m for s, m in zip(sizes, multiple)]
-    if not any(pads):
-        return x
-    pt, ph, pw = pads
-    return F.pad(x, (0, 0, 0, pw, 0, ph, 0, pt) if channels_last else (0, pw, 0, ph, 0, pt))
-
-
 def _strided_pool(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     """A kernel = stride conv on ``(B, C, T, H, W)``; a map that does not tile is zero-padded
     (the authors' code silently drops the remainder, or crashes when the map is smaller)."""
-    return conv(_pad_to_multiple(x, conv.kernel_size, channels_last=False))
+    return conv(pad_to_multiple(x.movedim(1, -1), conv.kernel_size).movedim(-1, 1))
 
 
 # --------------------------------------------------------------------------------------------------
-# Patch embedding / merging and PEG
+# PEG (the patch embedding and merging are layers.PatchEmbed with pad=True)
 # --------------------------------------------------------------------------------------------------
-class PatchEmbed3d(nn.Module):
-    """Non-overlapping 3D patch projection + LayerNorm (Sec. 3.1, Table 1).
-
-    Stage 1 embeds pixels with ``patch_size`` (2,4,4); the patch merging between stages uses the
-    same module with (1,2,2) on the previous stage's tokens. Input is ``(B, C, T, H, W)`` pixels
-    (``channels_last_input=False``) or ``(B, T, H, W, C)`` tokens; output is ``(B, T', H', W', C')``.
-    Sizes that are not multiples of the patch are zero-padded at the end.
-    """
-
-    def __init__(self, in_chans: int, embed_dim: int, patch_size: Sequence[int], channels_last_input: bool) -> None:
-        super().__init__()
-        self.patch_size = to_ntuple(patch_size, 3)
-        self.channels_last_input = channels_last_input
-        self.proj = Conv3d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
-        self.norm = LayerNorm(embed_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _pad_to_multiple(x, self.patch_size, self.channels_last_input)
-        if self.channels_last_input:
-            # A kernel = stride conv is a matmul over (patch, channels): space-to-depth on the
-            # channels-last tokens then one GEMM, with the conv weight viewed as a Linear weight.
-            B, T, H, W, C = x.shape
-            pt, ph, pw = self.patch_size
-            x = x.reshape(B, T // pt, pt, H // ph, ph, W // pw, pw, C).permute(0, 1, 3, 5, 2, 4, 6, 7)
-            x = x.reshape(B, T // pt, H // ph, W // pw, pt * ph * pw * C)
-            w = self.proj.weight.permute(0, 2, 3, 4, 1).reshape(self.proj.out_channels, -1)
-            x = linear(x, w, self.proj.bias)
-        else:
-            x = self.proj(x).permute(0, 2, 3, 4, 1)
-        return self.norm(x)
-
-
 class PEG(nn.Module):
     """Position Encoding Generator, Eq. 4: ``DWConv3x3x3(X) + X`` on ``(B, T, H, W, C)``."""
 
@@ -179,21 +137,13 @@ class LWAttention(Attention):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         B, T, H, W, C = x.shape
-        wt, wh, ww = (min(w, s) for w, s in zip(self.window_size, (T, H, W)))
-        x = _pad_to_multiple(x, (wt, wh, ww), channels_last=True)
-        Tp, Hp, Wp = x.shape[1:4]
-        nt, nh, nw = Tp // wt, Hp // wh, Wp // ww
-        n = wt * wh * ww
-        win = x.reshape(B, nt, wt, nh, wh, nw, ww, C).permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(B * nt * nh * nw, n, C)
+        window = tuple(min(w, s) for w, s in zip(self.window_size, (T, H, W)))
+        win, grid = window_partition(x, window)
         mask = None
-        if (Tp, Hp, Wp) != (T, H, W):
-            mask = self._key_mask((T, H, W), (wt, wh, ww), (nt, nh, nw), x.device)
-            mask = mask.unsqueeze(0).expand(B, -1, -1).reshape(B * nt * nh * nw, 1, 1, n)
-        out = super().forward(win, mask)
-        out = out.view(B, nt, nh, nw, wt, wh, ww, C).permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(B, Tp, Hp, Wp, C)
-        if mask is not None:
-            out = out[:, :T, :H, :W]
-        return out
+        if any(g * w != s for g, w, s in zip(grid, window, (T, H, W))):
+            mask = self._key_mask((T, H, W), window, grid, x.device)
+            mask = mask.unsqueeze(0).expand(B, -1, -1).reshape(win.shape[0], 1, 1, win.shape[1])
+        return window_reverse(super().forward(win, mask), B, grid, window, (T, H, W))
 
     @staticmethod
     def _key_mask(size: Size3, window: Size3, grid: Size3, device: torch.device) -> torch.Tensor:
@@ -295,29 +245,17 @@ class GPAttention(nn.Module):
 # --------------------------------------------------------------------------------------------------
 # Blocks, stages, model
 # --------------------------------------------------------------------------------------------------
-class DualFormerBlock(nn.Module):
+def _block(dim: int, num_heads: int, kind: Literal["local", "global"], feat_size: Sequence[int],
+           window_size: Sequence[int], fine_pysize: Sequence[int] | None, coarse_pysize: Sequence[int] | None,
+           mlp_ratio: float, qkv_bias: bool, drop: float, attn_drop: float, drop_path: float) -> Block:
     """Pre-LN transformer block (Eq. 1) with LW-MSA (``kind="local"``) or GP-MSA (``"global"``)."""
-
-    def __init__(self, dim: int, num_heads: int, kind: Literal["local", "global"], feat_size: Sequence[int],
-                 window_size: Sequence[int] = (8, 7, 7), fine_pysize: Sequence[int] | None = (8, 7, 7),
-                 coarse_pysize: Sequence[int] | None = (4, 4, 4), mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
-        super().__init__()
-        self.kind = kind
-        self.norm1 = LayerNorm(dim)
-        if kind == "local":
-            self.attn: nn.Module = LWAttention(dim, num_heads, window_size, qkv_bias, attn_drop, drop)
-        elif kind == "global":
-            self.attn = GPAttention(dim, num_heads, feat_size, fine_pysize, coarse_pysize, qkv_bias, attn_drop, drop)
-        else:
-            raise ValueError(f"kind must be 'local' or 'global', got {kind!r}")
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+    if kind == "local":
+        attn: nn.Module = LWAttention(dim, num_heads, window_size, qkv_bias, attn_drop, drop)
+    elif kind == "global":
+        attn = GPAttention(dim, num_heads, feat_size, fine_pysize, coarse_pysize, qkv_bias, attn_drop, drop)
+    else:
+        raise ValueError(f"kind must be 'local' or 'global', got {kind!r}")
+    return Block(dim, attn, int(dim * mlp_ratio), norm_layer=LayerNorm, drop=drop, drop_path=drop_path)
 
 
 class DualFormerStage(nn.Module):
@@ -328,31 +266,25 @@ class DualFormerStage(nn.Module):
                  window_size: Sequence[int], fine_pysize: Sequence[int] | None, coarse_pysize: Sequence[int] | None,
                  mlp_ratio: float, qkv_bias: bool, drop: float, attn_drop: float, drop_path: Sequence[float]) -> None:
         super().__init__()
-        self.downsample = PatchEmbed3d(in_dim, dim, (1, 2, 2), channels_last_input=True) if downsample else None
+        self.downsample = PatchEmbed(in_dim, dim, (1, 2, 2), norm_layer=LayerNorm, pad=True) if downsample else None
         self.pos_drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
         self.blocks = nn.ModuleList(
-            DualFormerBlock(dim, num_heads, "local" if j % 2 == 0 else "global", feat_size, window_size, fine_pysize,
-                            coarse_pysize, mlp_ratio, qkv_bias, drop, attn_drop, drop_path[j])
+            _block(dim, num_heads, "local" if j % 2 == 0 else "global", feat_size, window_size, fine_pysize,
+                   coarse_pysize, mlp_ratio, qkv_bias, drop, attn_drop, drop_path[j])
             for j in range(depth)
         )
         self.peg = PEG(dim)
-        self.grad_checkpointing = False
+        self.grad_checkpointing = 0  # the first n blocks recompute their activations in backward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Channels-last tokens ``(B, T, H, W, C)`` (the previous stage's) -> this stage's."""
         if self.downsample is not None:
-            x = self.downsample(x)
-        x = self.pos_drop(x)
-        for j, blk in enumerate(self.blocks):
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(blk, x, use_reentrant=False)
-            else:
-                x = blk(x)
-            if j == 0:
-                x = self.peg(x)
-        return x
+            x = self.downsample(x.movedim(-1, 1))
+        x = run_blocks(self.blocks[:1], self.pos_drop(x), self.grad_checkpointing)
+        return run_blocks(self.blocks[1:], self.peg(x), max(self.grad_checkpointing - 1, 0))
 
 
-class DualFormer(nn.Module):
+class DualFormer(ModelContract, nn.Module):
     """DualFormer video classifier (Sec. 3, Table 1): ``(B, C, T, H, W)`` -> logits ``(B, num_classes)``.
 
     ``num_frames``/``img_size`` fix the GP-MSA pooling kernels (derived from the feature sizes
@@ -365,7 +297,6 @@ class DualFormer(nn.Module):
     other clip lengths and crops.
     """
 
-    head_prefix = "head."
     head_param_prefixes = ("head.",)
 
     def __init__(
@@ -412,7 +343,7 @@ class DualFormer(nn.Module):
                 size = (size[0], -(-size[1] // 2), -(-size[2] // 2))
             self.feat_sizes.append(size)  # type: ignore[arg-type]
 
-        self.patch_embed = PatchEmbed3d(in_chans, dims[0], self.patch_size, channels_last_input=False)
+        self.patch_embed = PatchEmbed(in_chans, dims[0], self.patch_size, norm_layer=LayerNorm, pad=True)
         dpr = stochastic_depth_rates(drop_path_rate, depth)
         self.stages = nn.ModuleList(
             DualFormerStage(
@@ -421,6 +352,13 @@ class DualFormer(nn.Module):
                 fine_pysize=fine_pysizes[i], coarse_pysize=coarse_pysizes[i], mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                 drop=drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i],
             )
+            for i in range(n)
+        )
+        self.num_stages = n  # fewer after prune_intermediate_layers
+        self.grad_checkpointing = (0,) * n
+        self.feature_info = FeatureInfo(
+            dict(num_chs=dims[i], reduction=self.patch_size[1] * 2**i, temporal_reduction=self.patch_size[0],
+                 module=f"stages.{i}")
             for i in range(n)
         )
         self.norm = LayerNorm(dims[-1])
@@ -436,22 +374,57 @@ class DualFormer(nn.Module):
             nn.init.zeros_(self.head.bias)
 
     # ---------------------------------------------------------------- model contract
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for s in self.stages:
-            s.grad_checkpointing = enable
+    def _stage_depths(self) -> tuple[int, ...]:
+        return tuple(len(s.blocks) for s in self.stages)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self._init_head()
+    def _on_grad_checkpointing(self) -> None:
+        for s, n in zip(self.stages, self.grad_checkpointing):
+            s.grad_checkpointing = n
+
+    def _forward_stages(self, x: torch.Tensor, take: Sequence[int] = (), channels_first: bool = True,
+                        stop: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        check_input(x, ndim=5, channels=self.in_chans, layout="(B, C, T, H, W)",
+                    model=getattr(self, "model_name", type(self).__name__))
+        x = self.patch_embed(x)
+        feats = []
+        last = self.num_stages - 1 if stop is None else min(stop, self.num_stages - 1)
+        for i in range(last + 1):
+            x = self.stages[i](x)
+            if i in take:
+                f, x = take_map(x, channels_first)
+                feats.append(f)
+        return x, feats
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised last-stage features ``(B, C, T/2, H/32, W/32)`` (a channels-last view)."""
-        check_input(x, ndim=5, channels=self.in_chans, layout="(B, C, T, H, W)", model=type(self).__name__)
-        x = self.patch_embed(x)
-        for stage in self.stages:
-            x = stage(x)
-        return self.norm(x).permute(0, 4, 1, 2, 3)
+        return self.norm(self._forward_stages(x)[0]).permute(0, 4, 1, 2, 3)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None, norm: bool = False,
+                              output_fmt: str = "NCTHW", intermediates_only: bool = False):
+        """Stage outputs (see :mod:`videoformers.models.contract`); ``norm`` applies the final LayerNorm to
+        the last stage's map."""
+        cf = check_output_fmt(output_fmt, video=True)
+        take, last = feature_take_indices(self.num_stages, indices)
+        x, feats = self._forward_stages(x, take, cf, last if intermediates_only else None)
+        final = None
+        if norm and len(self.stages) - 1 in take:
+            final = self.norm(x)
+            feats[-1] = final.permute(0, 4, 1, 2, 3) if cf else final
+        if intermediates_only:
+            return feats
+        return (final if final is not None else self.norm(x)).permute(0, 4, 1, 2, 3), feats
+
+    def prune_intermediate_layers(self, indices: int | Sequence[int] | None = None, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        take, last = feature_take_indices(self.num_stages, indices)
+        self.stages = self.stages[: last + 1]
+        self.num_stages = last + 1
+        self.grad_checkpointing = self.grad_checkpointing[: last + 1]
+        if prune_norm or last < len(self.feature_info) - 1:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0)
+        return take
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head_drop(x.mean(dim=(2, 3, 4)))
@@ -477,8 +450,7 @@ class DualFormer(nn.Module):
         for k, v in sd.items():
             dst = target.get(k)
             if dst is not None and v.ndim == 4 and dst.ndim == 5 and v.shape[:2] == dst.shape[:2] and v.shape[2:] == dst.shape[3:]:
-                t = dst.shape[2]
-                v = v.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+                v = inflate_weight(v, dst.shape[2], "average")
             out[k] = v
         stem = sd.get("patch_embed.proj.weight")
         if stem is not None and stem.ndim == 4:  # a 2D checkpoint: no learned coarse second conv
@@ -528,41 +500,19 @@ def _card(name: str, params: float, gflops: float) -> ModelCard:
     )
 
 
-_PYR_FINE = ((8, 7, 7), (8, 7, 7), (8, 7, 7), (16, 7, 7))
-_PYR_COARSE = ((4, 4, 4), (4, 4, 4), None, None)
-
-
 @register_model(_card("dualformer_tiny", 21.8, 59.9))
-def dualformer_tiny(
-    *, num_classes: int = 400, num_frames: int = 32, img_size: int | Sequence[int] = 224, in_chans: int = 3,
-    embed_dim: int | Sequence[int] = 64, depth: Sequence[int] = (2, 2, 10, 4), num_heads: int | Sequence[int] = 2,
-    mlp_ratio: float = 4.0, qkv_bias: bool = True, window_size: Sequence[int] = (8, 7, 7),
-    fine_pysizes: Sequence[Sequence[int] | None] = _PYR_FINE, coarse_pysizes: Sequence[Sequence[int] | None] = _PYR_COARSE,
-    drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, head_drop_rate: float = 0.5,
-) -> DualFormer:
+def dualformer_tiny(**kwargs) -> DualFormer:
     """DualFormer-T: dims 64-128-256-512, heads 2-4-8-16, depths 2-2-10-4, drop path 0.1."""
-    return DualFormer(**locals())
+    return build_model(DualFormer, dict(embed_dim=64, depth=(2, 2, 10, 4), num_heads=2, drop_path_rate=0.1), kwargs)
 
 
 @register_model(_card("dualformer_small", 48.9, 158.3))
-def dualformer_small(
-    *, num_classes: int = 400, num_frames: int = 32, img_size: int | Sequence[int] = 224, in_chans: int = 3,
-    embed_dim: int | Sequence[int] = 96, depth: Sequence[int] = (2, 2, 18, 2), num_heads: int | Sequence[int] = 3,
-    mlp_ratio: float = 4.0, qkv_bias: bool = True, window_size: Sequence[int] = (8, 7, 7),
-    fine_pysizes: Sequence[Sequence[int] | None] = _PYR_FINE, coarse_pysizes: Sequence[Sequence[int] | None] = _PYR_COARSE,
-    drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.2, head_drop_rate: float = 0.5,
-) -> DualFormer:
+def dualformer_small(**kwargs) -> DualFormer:
     """DualFormer-S: dims 96-192-384-768, heads 3-6-12-24, depths 2-2-18-2, drop path 0.2."""
-    return DualFormer(**locals())
+    return build_model(DualFormer, dict(embed_dim=96, depth=(2, 2, 18, 2), num_heads=3, drop_path_rate=0.2), kwargs)
 
 
 @register_model(_card("dualformer_base", 86.8, 267.4))
-def dualformer_base(
-    *, num_classes: int = 400, num_frames: int = 32, img_size: int | Sequence[int] = 224, in_chans: int = 3,
-    embed_dim: int | Sequence[int] = 128, depth: Sequence[int] = (2, 2, 18, 2), num_heads: int | Sequence[int] = 4,
-    mlp_ratio: float = 4.0, qkv_bias: bool = True, window_size: Sequence[int] = (8, 7, 7),
-    fine_pysizes: Sequence[Sequence[int] | None] = _PYR_FINE, coarse_pysizes: Sequence[Sequence[int] | None] = _PYR_COARSE,
-    drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.3, head_drop_rate: float = 0.5,
-) -> DualFormer:
+def dualformer_base(**kwargs) -> DualFormer:
     """DualFormer-B: dims 128-256-512-1024, heads 4-8-16-32, depths 2-2-18-2, drop path 0.3."""
-    return DualFormer(**locals())
+    return build_model(DualFormer, dict(embed_dim=128, depth=(2, 2, 18, 2), num_heads=4, drop_path_rate=0.3), kwargs)

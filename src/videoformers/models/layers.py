@@ -1,167 +1,47 @@
-"""Layers shared by every model family: attention (through SDPA), DropPath, MLP, norms, checks.
+"""The model vocabulary shared by every family: attention (through SDPA), the pre-norm transformer
+``Block``, ``PatchEmbed``, ``LayerScale``, window partition, DropPath, MLP, norms, classifier heads,
+checkpointed block runs and input checks.
 
-Keeping them in one place means one fast attention path, one stochastic-depth implementation and
-one set of input checks for all papers.
+Keeping them in one place means one fast attention path, one block, one stochastic-depth
+implementation and one set of input checks for all papers. The CPU kernels they compute with
+(oneDNN linear/conv) live in :mod:`videoformers.ops`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+
+from ..ops import Conv3d, Linear
 
 __all__ = [
-    "Linear",
-    "linear",
-    "Conv3d",
-    "conv3d",
-    "onednn_linear_enabled",
     "Attention",
+    "Block",
+    "PatchEmbed",
     "DropPath",
     "Mlp",
     "QuickGELU",
+    "InplaceQuickGELU",
+    "get_act_layer",
     "LayerScale",
     "LayerNorm",
     "drop_path",
     "to_ntuple",
+    "pad_to_multiple",
+    "window_partition",
+    "window_reverse",
+    "run_blocks",
+    "create_classifier",
     "check_input",
     "trunc_normal_",
     "trunc_normal_init",
-    "channels_last_linear",
     "stochastic_depth_rates",
 ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Linear layers through oneDNN on CPU.
-#
-# PyTorch runs an fp32 ``F.linear`` on x86 CPUs through MKL's sgemm. On AMD CPUs MKL dispatches to a
-# generic code path: on the 2-core AMD EPYC (AVX-512) this library is developed on, sgemm reaches
-# ~80-95 GFLOP/s per core where oneDNN's JIT kernels (also bundled with every CPU build of torch,
-# used by inductor) reach ~200 (benchmarks/linear_backends.py). Every transformer in this
-# library spends 80-90% of its CPU time in linear layers, so they go through oneDNN whenever that is
-# safe: plain fp32 CPU tensors, no autocast, no compile/trace/export, no Python dispatch mode (a
-# FLOP counter or fake-tensor mode then sees the ordinary ``aten.linear``). Results equal F.linear's
-# up to fp32 summation order. ``VIDEOFORMERS_ONEDNN=0`` (or ``torch.backends.mkldnn.flags(
-# enabled=False)``) turns it off, for the 3-D convolutions below too.
-# ---------------------------------------------------------------------------------------------
-
-def _onednn_op():
-    try:
-        return torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
-    except (AttributeError, RuntimeError):
-        return None
-
-
-_ONEDNN_LINEAR = _onednn_op()
-_ONEDNN_CONV = torch.backends.mkldnn.is_available() and hasattr(torch, "mkldnn_convolution")
-_ENV_ENABLED = os.environ.get("VIDEOFORMERS_ONEDNN", "1").strip().lower() not in ("0", "false", "off", "no")
-_PLAIN = (torch.Tensor, nn.Parameter)
-
-
-def _autocast_on() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4 spelling
-        return torch.is_autocast_cpu_enabled()
-
-
-def onednn_linear_enabled() -> bool:
-    """Whether :func:`linear` may use oneDNN at all (op present, not switched off)."""
-    return _ONEDNN_LINEAR is not None and _ENV_ENABLED and torch.backends.mkldnn.enabled
-
-
-def _onednn_safe(*tensors: torch.Tensor | None) -> bool:
-    """Plain fp32 CPU tensors outside autocast / compile / tracing / export / dispatch modes."""
-    for t in tensors:
-        if t is None:
-            continue
-        if type(t) not in _PLAIN:
-            return False  # DTensor (FSDP), fake/functional tensors, other subclasses
-        if t.device.type != "cpu" or t.dtype != torch.float32:
-            return False
-    if not torch.backends.mkldnn.enabled or _autocast_on():
-        return False
-    if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return False
-    if torch.onnx.is_in_onnx_export():
-        return False
-    from torch.utils._python_dispatch import _get_current_dispatch_mode
-    return _get_current_dispatch_mode() is None
-
-
-def _use_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    return _ONEDNN_LINEAR is not None and _ENV_ENABLED and x.numel() > 0 and _onednn_safe(x, weight, bias)
-
-
-class _OneDNNLinear(torch.autograd.Function):
-    """``y = x W^T + b`` and its three backward GEMMs, all on oneDNN (saves what F.linear saves)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        x, weight = ctx.saved_tensors
-        g = grad.reshape(-1, weight.shape[0])
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:  # dX = g W: a linear layer with weight W^T
-            gx = _ONEDNN_LINEAR(g, weight.t().contiguous(), None, "none", [], "").view(x.shape)
-        if ctx.needs_input_grad[1]:  # dW = g^T X: a linear layer on the transposed operands
-            gw = _ONEDNN_LINEAR(g.t(), x.reshape(-1, x.shape[-1]).t(), None, "none", [], "")
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = g.sum(0)
-        return gx, gw, gb
-
-
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear`` that takes oneDNN's GEMM on CPU when safe (see the comment above)."""
-    if not _use_onednn(x, weight, bias):
-        return F.linear(x, weight, bias)
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
-        return _OneDNNLinear.apply(x, weight, bias)
-    return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
-
-
-class Linear(nn.Linear):
-    """``nn.Linear`` (same parameters and state-dict keys) computed by :func:`linear`."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return linear(x, self.weight, self.bias)
-
-
-def conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
-           dilation=1, groups: int = 1) -> torch.Tensor:
-    """``F.conv3d`` (zero padding given as numbers) that calls oneDNN directly on CPU when safe.
-
-    For some 3-D convolutions PyTorch's CPU dispatcher picks its generic ``slow_conv3d`` although
-    oneDNN is available: e.g. the 3-channel video stem of H-UniFormer (``3 -> 32``, kernel 3, on
-    16x160x160: 32 ms against 5 ms through oneDNN, one thread) and UniFormer's ``1 x 2 x 2`` patch
-    embeddings. Whole models gain 2-5% at inference (UniFormer-XS/S, DualFormer-T).
-    ``torch.mkldnn_convolution`` has its own autograd formula; results equal F.conv3d's up to fp32
-    summation order.
-    """
-    if not (_ONEDNN_CONV and _ENV_ENABLED and x.dim() == 5 and x.numel() > 0 and _onednn_safe(x, weight, bias)):
-        return F.conv3d(x, weight, bias, stride, padding, dilation, groups)
-    t = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * 3  # noqa: E731
-    return torch.mkldnn_convolution(x, weight, bias, t(padding), t(stride), t(dilation), groups)
-
-
-class Conv3d(nn.Conv3d):
-    """``nn.Conv3d`` (same parameters and state-dict keys) computed by :func:`conv3d`."""
-
-    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if self.padding_mode != "zeros" or isinstance(self.padding, str):
-            return super()._conv_forward(x, weight, bias)
-        return conv3d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 def to_ntuple(x: int | Sequence[int], n: int) -> tuple[int, ...]:
@@ -200,6 +80,36 @@ class QuickGELU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(1.702 * x)
+
+
+class InplaceQuickGELU(QuickGELU):
+    """QuickGELU that, when no graph is recorded, overwrites its input.
+
+    ``x * sigmoid(1.702 x) = silu(1.702 x) / 1.702``: three in-place passes instead of three
+    fresh activations the size of the FFN's hidden layer (on CPU the allocations, not the math,
+    dominate: ~10x faster measured on a 1576 x 3072 tensor). Only for inputs that are
+    temporaries, as the output of ``Mlp.fc1``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return super().forward(x)
+        return F.silu(x.mul_(1.702), inplace=True).div_(1.702)
+
+
+def get_act_layer(act: str | Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    """``"gelu"`` (timm/DeiT), ``"gelu_tanh"`` (Flax's default, ViViT) or ``"quick_gelu"`` (OpenAI
+    CLIP's ``x * sigmoid(1.702 x)``; in place in inference, see :class:`InplaceQuickGELU`: use it only
+    where its input is a temporary, such as the FFN's hidden layer). A callable is returned as is."""
+    if callable(act):
+        return act
+    if act == "gelu":
+        return nn.GELU
+    if act == "gelu_tanh":
+        return lambda: nn.GELU(approximate="tanh")
+    if act == "quick_gelu":
+        return InplaceQuickGELU
+    raise ValueError(f"unknown activation {act!r}; use 'gelu', 'gelu_tanh' or 'quick_gelu'")
 
 
 class LayerNorm(nn.LayerNorm):
@@ -292,14 +202,182 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(x))
 
 
-def channels_last_linear(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-    """Apply a token-wise layer (Linear, LayerNorm, Mlp) to the channel axis of ``(B, C, *S)``.
+def _residual_add(x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+    """``x + branch``, in place when no graph is being recorded. Only for ``x`` the caller owns.
 
-    A 1x1(x1) convolution is a matmul over channels; done as ``Linear`` on a channels-last view
-    it avoids PyTorch's slow CPU path for point-wise ``Conv3d``. When ``x`` is already in
-    channels-last memory format both ``movedim`` calls are free views.
+    In inference the new activation would otherwise be a fresh multi-MB allocation per residual;
+    on CPU such allocations are page-faulted in every time. While autograd records, ``x`` may be
+    saved by the norm that consumed it, so the out-of-place add is kept.
     """
-    return layer(x.movedim(1, -1)).movedim(-1, 1)
+    if torch.is_grad_enabled() and (x.requires_grad or branch.requires_grad):
+        return x + branch
+    return x.add_(branch)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + DropPath(LS(Attn(Norm(x))))``, then
+    ``x + DropPath(LS(MLP(Norm(x))))`` (ViT, Dosovitskiy et al., ICLR 2021, Eq. 2-3).
+
+    The attention is a module given by the caller (:class:`Attention`, ViViT's factorised
+    dot-product attention, DualFormer's LW-MSA / GP-MSA, UniFormer's MHRA), so every family's
+    block is this one. ``init_values`` adds CaiT layer scale (``ls1``/``ls2``); stochastic depth is
+    per sample. Subclasses change how a branch is computed by overriding :meth:`attention_branch`
+    / :meth:`mlp_branch` (UniFormer's local block normalises channels-first with BatchNorm).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        attn: nn.Module,
+        mlp_hidden: int,
+        *,
+        act_layer: Callable[[], nn.Module] = nn.GELU,
+        norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
+        drop: float = 0.0,
+        drop_path: float = 0.0,
+        init_values: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.norm1 = norm_layer(dim)
+        self.attn = attn
+        self.ls1 = LayerScale(dim, init_values) if init_values is not None else nn.Identity()
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(dim, mlp_hidden, act_layer=act_layer, drop=drop)
+        self.ls2 = LayerScale(dim, init_values) if init_values is not None else nn.Identity()
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def attention_branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ls1(self.attn(self.norm1(x)))
+
+    def mlp_branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ls2(self.mlp(self.norm2(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The first add allocates (the caller's tensor is never modified); the second reuses it.
+        x = x + self.drop_path1(self.attention_branch(x))
+        return _residual_add(x, self.drop_path2(self.mlp_branch(x)))
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: Sequence[int]) -> torch.Tensor:
+    """Zero-pad the trailing ``len(multiple)`` axes before the channel axis of a channels-last
+    ``(B, *S, C)`` tensor, at their end, to multiples of ``multiple``."""
+    S = x.shape[-1 - len(multiple):-1]
+    pads = [(-s) % m for s, m in zip(S, multiple)]
+    if not any(pads):
+        return x
+    arg = [0, 0]
+    for p in reversed(pads):
+        arg += [0, p]
+    return F.pad(x, arg)
+
+
+class PatchEmbed(nn.Module):
+    """Patch / tubelet embedding: a convolution with kernel ``patch_size`` (stride = kernel unless
+    given), optionally normalised. The one embedding of every family: ViT's ``p x p`` patches, ViViT's
+    ``t x h x w`` tubelets (Sec. 3.2), UniFormer's stems and 1x2x2 downsampling (TPAMI Sec. 4),
+    UniFormerV2's ``3 x p x p`` temporal downsampling (Sec. 3), DualFormer's patch embedding and
+    merging (Sec. 3.1).
+
+    Input is channels-first ``(B, C, [T,] H, W)`` (a channels-last view is fine: the stages pass
+    ``x.movedim(-1, 1)`` of their tokens); output is channels-last ``(B, [T',] H', W', D)``.
+    ``pad=True`` zero-pads sizes that are not multiples of the kernel at their end (DualFormer's any
+    input size) instead of dropping the remainder.
+
+    A kernel = stride convolution on a channels-last input is a matmul over (patch, channels): it
+    runs as space-to-depth plus one GEMM (the conv weight viewed as a Linear weight), which on CPU
+    beats the convolution kernels on such inputs.
+    """
+
+    def __init__(self, in_chans: int, embed_dim: int, patch_size: Sequence[int], stride: Sequence[int] | None = None,
+                 padding: Sequence[int] | int = 0, *, bias: bool = True,
+                 norm_layer: Callable[[int], nn.Module] | None = None, pad: bool = False) -> None:
+        super().__init__()
+        self.patch_size = tuple(int(p) for p in patch_size)
+        self.dims = len(self.patch_size)
+        if self.dims not in (2, 3):
+            raise ValueError(f"patch_size needs 2 or 3 values, got {patch_size}")
+        self.stride = self.patch_size if stride is None else to_ntuple(stride, self.dims)
+        self.padding = to_ntuple(padding, self.dims)
+        conv = Conv3d if self.dims == 3 else nn.Conv2d
+        self.proj = conv(in_chans, embed_dim, self.patch_size, self.stride, self.padding, bias=bias)
+        self.norm = norm_layer(embed_dim) if norm_layer is not None else nn.Identity()
+        self.pad = pad
+        self._gemm = self.stride == self.patch_size and not any(self.padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            x = pad_to_multiple(x.movedim(1, -1), self.patch_size).movedim(-1, 1)
+        if self._gemm and x.dim() == 5 and x.shape[1] > 3 and not x.is_contiguous() and \
+                x.is_contiguous(memory_format=torch.channels_last_3d):
+            from ..ops import linear
+
+            B, C, T, H, W = x.shape
+            pt, ph, pw = self.patch_size
+            xl = x.permute(0, 2, 3, 4, 1)[:, : T - T % pt, : H - H % ph, : W - W % pw]
+            xl = xl.reshape(B, T // pt, pt, H // ph, ph, W // pw, pw, C).permute(0, 1, 3, 5, 2, 4, 6, 7)
+            xl = xl.reshape(B, T // pt, H // ph, W // pw, pt * ph * pw * C)
+            w = self.proj.weight.permute(0, 2, 3, 4, 1).reshape(self.proj.out_channels, -1)
+            return self.norm(linear(xl, w, self.proj.bias))
+        return self.norm(self.proj(x).movedim(1, -1))
+
+
+def window_partition(x: torch.Tensor, window: Sequence[int]) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Cut a channels-last grid ``(B, *S, C)`` into non-overlapping windows: returns
+    ``(B * num_windows, prod(window), C)`` and the number of windows per axis. Sizes that do not
+    tile are zero-padded at their end (:func:`pad_to_multiple`); one reshape/permute copy, no loop,
+    so all windows go through one batched SDPA call. Undone by :func:`window_reverse`."""
+    x = pad_to_multiple(x, window)
+    B, *S, C = x.shape
+    d = len(S)
+    grid = tuple(s // w for s, w in zip(S, window))
+    # (B, n1, w1, n2, w2, ..., C) -> (B, n1, n2, ..., w1, w2, ..., C)
+    shape = [B] + [v for pair in zip(grid, window) for v in pair] + [C]
+    perm = [0] + [1 + 2 * i for i in range(d)] + [2 + 2 * i for i in range(d)] + [1 + 2 * d]
+    return x.view(shape).permute(perm).reshape(-1, math.prod(window), C), grid
+
+
+def window_reverse(windows: torch.Tensor, batch: int, grid: Sequence[int], window: Sequence[int],
+                   size: Sequence[int]) -> torch.Tensor:
+    """The inverse of :func:`window_partition`: ``(B * num_windows, prod(window), C)`` -> ``(B, *size, C)``
+    (padding cropped)."""
+    d, C = len(grid), windows.shape[-1]
+    # (B, n1, n2, ..., w1, w2, ..., C) -> (B, n1, w1, n2, w2, ..., C)
+    perm = [0] + [v for i in range(d) for v in (1 + i, 1 + d + i)] + [1 + 2 * d]
+    x = windows.view([batch, *grid, *window, C]).permute(perm).reshape(batch, *(g * w for g, w in zip(grid, window)), C)
+    if any(g * w != s for g, w, s in zip(grid, window, size)):
+        x = x[(slice(None),) + tuple(slice(0, s) for s in size)]
+    return x
+
+
+def run_blocks(blocks: Sequence[nn.Module], x: torch.Tensor, checkpoint: int | bool = 0, *args) -> torch.Tensor:
+    """``x`` through ``blocks`` in order (extra positional ``args`` passed to every block); the first
+    ``checkpoint`` blocks (all with ``True``) recompute their activations in backward (non-reentrant
+    gradient checkpointing), when a graph is being recorded."""
+    n = len(blocks) if checkpoint is True else int(checkpoint)
+    record = n > 0 and torch.is_grad_enabled()
+    for i, blk in enumerate(blocks):
+        x = cp.checkpoint(blk, x, *args, use_reentrant=False) if record and i < n else blk(x, *args)
+    return x
+
+
+def create_classifier(num_features: int, num_classes: "int | Sequence[int] | Mapping[str, int]",
+                      like: torch.Tensor | None = None) -> nn.Module:
+    """The linear classifier of every family: ``Linear(num_features, num_classes)``, ``Identity`` for
+    ``num_classes == 0`` (the model then returns pre-logits), a ``ModuleList`` / ``ModuleDict`` of
+    linear heads for a sequence / ``{name: classes}`` mapping (multi-head, e.g. ViViT's Epic-Kitchens
+    verb and noun). Built on ``like``'s device and dtype (a model's parameter) when given."""
+    factory = {} if like is None else dict(device=like.device, dtype=like.dtype)
+    if isinstance(num_classes, Mapping):
+        if not num_classes:
+            raise ValueError("num_classes mapping is empty")
+        return nn.ModuleDict({str(k): Linear(num_features, int(v), **factory) for k, v in num_classes.items()})
+    if isinstance(num_classes, (list, tuple)):
+        if not num_classes:
+            raise ValueError("num_classes sequence is empty")
+        return nn.ModuleList(Linear(num_features, int(v), **factory) for v in num_classes)
+    n = int(num_classes)
+    return Linear(num_features, n, **factory) if n > 0 else nn.Identity()
 
 
 def check_input(

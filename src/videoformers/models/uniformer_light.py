@@ -1,6 +1,6 @@
-"""Light-weight UniFormer: the hourglass H-UniFormer block, UniFormer-XXS / -XS (seed 001, Sec. 5).
+"""Light-weight UniFormer: the hourglass H-UniFormer block, UniFormer-XXS / -XS (TPAMI Sec. 5).
 
-The **H-UniFormer block** (001 Sec. 5.1) shrinks the tokens that go through global MHRA and FFN
+The **H-UniFormer block** (TPAMI Sec. 5.1) shrinks the tokens that go through global MHRA and FFN
 and recovers them afterwards, so that stages 3-4 cost roughly half:
 
 1. a learnable **score token** ``s`` joins the tokens; its attention to token ``j``, averaged over
@@ -31,11 +31,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
-from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, Unpack, register_model
-from .layers import Linear, trunc_normal_init
-from .uniformer import BlockType, GlobalUniFormerBlock, UniFormer, UniFormerCommonOptions, _build
+from ..ops import Linear
+from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, build_model, register_model
+from .contract import take_map
+from .layers import LayerScale, create_classifier, trunc_normal_init
+from .uniformer import BlockType, GlobalUniFormerBlock, UniFormer
 
-__all__ = ["HUniFormerBlock", "HUniFormer", "HUniFormerOptions"]
+__all__ = ["HUniFormerBlock", "HUniFormer"]
 
 
 def _gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -43,11 +45,11 @@ def _gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 class HUniFormerBlock(GlobalUniFormerBlock):
-    """Hourglass UniFormer block (001 Sec. 5.1): global MHRA + FFN on shrunk tokens, then recovery.
+    """Hourglass UniFormer block (TPAMI Sec. 5.1): global MHRA + FFN on shrunk tokens, then recovery.
 
     ``shrink_ratio=1`` keeps every token: the block is then a plain global UniFormer block on
     ``[s; X]`` that also (re)computes the scores. ``fast_update_scale`` selects how layer scale
-    applies to the update broadcast to dropped tokens: ``"gamma_3"`` (a separate gamma, the
+    applies to the update broadcast to dropped tokens: ``"gamma_3"`` (a separate gamma ``ls3``, the
     authors' image code) or ``"branch"`` (the two branch gammas, the authors' video code).
     """
 
@@ -64,9 +66,9 @@ class HUniFormerBlock(GlobalUniFormerBlock):
         self.dims = dims
         self.fast_update_scale = fast_update_scale
         if layer_scale_init_value is not None and shrink_ratio < 1.0 and fast_update_scale == "gamma_3":
-            self.gamma_3 = nn.Parameter(torch.full((dim,), float(layer_scale_init_value)))
+            self.ls3: nn.Module | None = LayerScale(dim, layer_scale_init_value)
         else:
-            self.gamma_3 = None
+            self.ls3 = None
 
     def _attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """MHRA output and the score token's (index 0) attention row, averaged over heads (Eq. 9)."""
@@ -83,11 +85,11 @@ class HUniFormerBlock(GlobalUniFormerBlock):
     def _branches(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Both residual branches on ``seq``; returns (new seq, score row, update of the last token)."""
         y, row = self._attention(self.norm1(seq))
-        fast = self._scale(y[:, -1:], self.gamma_1) if self.fast_update_scale == "branch" else y[:, -1:]
-        seq = seq + self.drop_path(self._scale(y, self.gamma_1))
+        fast = self.ls1(y[:, -1:]) if self.fast_update_scale == "branch" else y[:, -1:]
+        seq = seq + self.drop_path1(self.ls1(y))
         z = self.mlp(self.norm2(seq))
-        fast = fast + (self._scale(z[:, -1:], self.gamma_2) if self.fast_update_scale == "branch" else z[:, -1:])
-        seq = seq + self.drop_path(self._scale(z, self.gamma_2))
+        fast = fast + (self.ls2(z[:, -1:]) if self.fast_update_scale == "branch" else z[:, -1:])
+        seq = seq + self.drop_path2(self.ls2(z))
         return seq, row, fast
 
     def forward(self, x: torch.Tensor, score_token: torch.Tensor, scores: torch.Tensor | None):  # type: ignore[override]
@@ -111,8 +113,8 @@ class HUniFormerBlock(GlobalUniFormerBlock):
             w = scores.gather(1, drop)
             representative = (w / w.sum(1, keepdim=True)).unsqueeze(-1).mul(dropped).sum(1, keepdim=True)
             seq, row, fast = self._branches(torch.cat([score_token, _gather_tokens(tokens, keep), representative], 1))
-            if self.gamma_3 is not None:
-                fast = fast * self.gamma_3
+            if self.ls3 is not None:
+                fast = self.ls3(fast)
             # Recovery: dropped tokens get the representative token's update, kept ones return home.
             # (under autocast the branch outputs may come back in another dtype than the tokens)
             tokens = (tokens + fast).scatter(1, keep.unsqueeze(-1).expand(-1, -1, C), seq[:, 1:-1].to(tokens.dtype))
@@ -131,15 +133,18 @@ class HUniFormerBlock(GlobalUniFormerBlock):
 
 
 class HUniFormer(UniFormer):
-    """Light-weight UniFormer (001 Sec. 5.2, Tables 11-12): UniFormer stages 1-2 with a conv stem,
+    """Light-weight UniFormer (TPAMI Sec. 5.2, Tables 11-12): UniFormer stages 1-2 with a conv stem,
     H-UniFormer blocks in stages 3-4, a score token with its own head."""
+
+    export_note = ("models that pick tokens by score (H-UniFormer's token shrinking) break exact ties "
+                   "differently in onnxruntime, and untrained weights make ties")
 
     def __init__(self, dims: int = 3, num_classes: int = 400, depth: Sequence[int] = (2, 5, 8, 2),
                  embed_dim: Sequence[int] = (56, 112, 224, 448), head_dim: int = 28,
                  mlp_ratio: float | Sequence[float] = 3.0, qkv_bias: bool = True, drop_rate: float = 0.0,
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, shrink_ratio: float = 0.5,
                  score_momentum: float = 0.5, layer_scale_init_value: float | None = None,
-                 fast_update_scale: str = "gamma_3", in_chans: int = 3, num_frames: int = 16,
+                 fast_update_scale: str = "gamma_3", in_chans: int = 3, num_frames: int | None = None,
                  img_size: int | Sequence[int] = 224) -> None:
         # Read by _make_block, which the base constructor calls: plain attributes may precede Module.__init__.
         self.shrink_ratio, self.score_momentum, self.fast_update_scale = shrink_ratio, score_momentum, fast_update_scale
@@ -172,10 +177,10 @@ class HUniFormer(UniFormer):
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
-        self.head_cls = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head_cls = create_classifier(self.num_features, num_classes, like=self.cls_token)
 
     def _run_hourglass(self, s: int, x: torch.Tensor, token: torch.Tensor, scores):
-        n_ckpt = self.grad_checkpointing[s] if self.training else 0
+        n_ckpt = self.grad_checkpointing[s]
         for i, blk in enumerate(getattr(self, f"blocks{s + 1}")):
             if i < n_ckpt and torch.is_grad_enabled():
                 x, token, scores = cp.checkpoint(blk, x, token, scores, use_reentrant=False)
@@ -183,19 +188,34 @@ class HUniFormer(UniFormer):
                 x, token, scores = blk(x, token, scores)
         return x, token, scores
 
+    def _forward_stages(self, x: torch.Tensor, take=(), channels_first: bool = True, stop: int = 3,
+                        return_score_token: bool = False):
+        """As :meth:`UniFormer._forward_stages`; stages 3-4 carry the score token and the token scores."""
+        self._check(x)
+        feats: list[torch.Tensor] = []
+        x = self.pos_drop(self.patch_embed1(x))
+        token = scores = None
+        for s in range(min(stop, self.num_stages - 1) + 1):
+            if s:
+                x = getattr(self, f"patch_embed{s + 1}")(x.movedim(-1, 1))
+            if s < 2:
+                x = self._run_stage(s, x)
+            else:
+                if s == 2:
+                    # A copy, not an expand view: no-grad views of a parameter still report requires_grad.
+                    token = self.cls_token.repeat(x.shape[0], 1, 1)
+                else:
+                    token = self.cls_upsample(token)
+                x, token, scores = self._run_hourglass(s, x, token, scores)
+            if s in take:
+                f, x = take_map(x, channels_first)
+                feats.append(f)
+        return (x, feats, token) if return_score_token else (x, feats)
+
     def forward_features(self, x: torch.Tensor, return_score_token: bool = False):  # type: ignore[override]
         """Final feature map after the last BatchNorm (and the score token if asked)."""
-        self._check(x)
-        x = self.pos_drop(self.patch_embed1(x))
-        x = self._run_stage(0, x)
-        x = self._run_stage(1, self.patch_embed2(x))
-        x = self.patch_embed3(x)
-        # A copy, not an expand view: no-grad views of a parameter still report requires_grad.
-        token = self.cls_token.repeat(x.shape[0], 1, 1)
-        x, token, scores = self._run_hourglass(2, x, token, None)
-        token = self.cls_upsample(token)
-        x, token, _ = self._run_hourglass(3, self.patch_embed4(x), token, scores)
-        feats = self.norm(x.movedim(-1, 1))
+        x, _, token = self._forward_stages(x, return_score_token=True)
+        feats = self._final_norm(x)
         return (feats, token) if return_score_token else feats
 
     def forward(self, x: torch.Tensor):  # type: ignore[override]
@@ -207,25 +227,7 @@ class HUniFormer(UniFormer):
 
 
 # --------------------------------------------------------------------------- builders
-class HUniFormerOptions(UniFormerCommonOptions, total=False):
-    """Keyword overrides shared by the light-weight ``uniformer_xxs*`` / ``uniformer_xs*`` builders (PEP 692),
-    besides the paper's per-model config that each builder takes as keyword-only parameters; named as in
-    :class:`HUniFormer`, whose defaults they keep.
-
-    * ``mlp_ratio``, ``qkv_bias``, ``drop_rate``, ``attn_drop_rate``, ``in_chans``: see
-      :class:`~videoformers.models.uniformer.UniFormerCommonOptions`.
-    * ``shrink_ratio``: share of tokens kept by token shrinking (0.5; 1 = no shrinking).
-    * ``score_momentum``: ``m`` of the running mean of the token scores (0.5).
-    * ``layer_scale_init_value``: layer scale on every block (the authors' 4- and 8-frame 128 px video
-      configs use 0.1).
-    """
-
-    shrink_ratio: float
-    score_momentum: float
-    layer_scale_init_value: float | None
-
-
-_PAPER = "UniFormer (TPAMI 2023, seed 001), Sec. 5 light-weight H-UniFormer"
+_PAPER = "UniFormer (TPAMI 2023, arXiv 2201.09450), Sec. 5 light-weight H-UniFormer"
 _VIDEO_NOTE = ("Table 12 params (10.4M / 16.7M) are reproduced with a 1000-class head (10.37M / 16.72M); with "
                "the 400-class Kinetics head the model has 9.83M / 16.10M.")
 
@@ -235,26 +237,24 @@ _VIDEO_NOTE = ("Table 12 params (10.4M / 16.7M) are reproduced with a 1000-class
     num_classes=400, mean=KINETICS_MEAN, std=KINETICS_STD, paper_params_m=10.4, paper_gflops=6.9,
     extra_flops=(((3, 4, 128, 128), 1.0), ((3, 8, 160, 160), 3.3), ((3, 32, 160, 160), 15.4)), notes=_VIDEO_NOTE,
 ))
-def uniformer_xxs(*, num_classes: int = 400, num_frames: int = 16, img_size: int = 160,
-                  depth: Sequence[int] = (2, 5, 8, 2), embed_dim: Sequence[int] = (56, 112, 224, 448),
-                  head_dim: int = 28, drop_path_rate: float = 0.05, fast_update_scale: str = "branch",
-                  **options: Unpack[HUniFormerOptions]) -> HUniFormer:
+def uniformer_xxs(**kwargs) -> HUniFormer:
     """UniFormer-XXS video (depths 2-5-8-2, dims 56-112-224-448, head_dim 28, MLP ratio 3).
 
     The authors' 4- and 8-frame 128 px configs use ``layer_scale_init_value=0.1``."""
-    return _build(HUniFormer, 3, locals())
+    model_args = dict(dims=3, num_frames=16, img_size=160, depth=(2, 5, 8, 2), embed_dim=(56, 112, 224, 448), head_dim=28,
+                      drop_path_rate=0.05, fast_update_scale="branch")
+    return build_model(HUniFormer, model_args, kwargs)
 
 
 @register_model(ModelCard(
     name="uniformer_xs", family="uniformer", paper=_PAPER, table="Table 12 (K400)", input_size=(3, 32, 192, 192),
     num_classes=400, mean=KINETICS_MEAN, std=KINETICS_STD, paper_params_m=16.7, paper_gflops=34.2, notes=_VIDEO_NOTE,
 ))
-def uniformer_xs(*, num_classes: int = 400, num_frames: int = 32, img_size: int = 192,
-                 depth: Sequence[int] = (3, 5, 9, 3), embed_dim: Sequence[int] = (64, 128, 256, 512),
-                 head_dim: int = 32, drop_path_rate: float = 0.1, fast_update_scale: str = "branch",
-                 **options: Unpack[HUniFormerOptions]) -> HUniFormer:
+def uniformer_xs(**kwargs) -> HUniFormer:
     """UniFormer-XS video (depths 3-5-9-3, dims 64-128-256-512, head_dim 32, MLP ratio 3)."""
-    return _build(HUniFormer, 3, locals())
+    model_args = dict(dims=3, num_frames=32, img_size=192, depth=(3, 5, 9, 3), embed_dim=(64, 128, 256, 512), head_dim=32,
+                      drop_path_rate=0.1, fast_update_scale="branch")
+    return build_model(HUniFormer, model_args, kwargs)
 
 
 @register_model(ModelCard(
@@ -262,12 +262,11 @@ def uniformer_xs(*, num_classes: int = 400, num_frames: int = 32, img_size: int 
     input_size=(3, 224, 224), num_classes=1000, mean=IMAGENET_MEAN, std=IMAGENET_STD, paper_params_m=10.2,
     paper_gflops=1.3, extra_flops=(((3, 128, 128), 0.43), ((3, 160, 160), 0.67), ((3, 192, 192), 0.96)),
 ))
-def uniformer_xxs_image(*, num_classes: int = 1000, img_size: int = 224,
-                        depth: Sequence[int] = (2, 5, 8, 2), embed_dim: Sequence[int] = (56, 112, 224, 448),
-                        head_dim: int = 28, drop_path_rate: float = 0.0, fast_update_scale: str = "gamma_3",
-                        **options: Unpack[HUniFormerOptions]) -> HUniFormer:
+def uniformer_xxs_image(**kwargs) -> HUniFormer:
     """UniFormer-XXS image model."""
-    return _build(HUniFormer, 2, locals())
+    model_args = dict(dims=2, num_classes=1000, depth=(2, 5, 8, 2), embed_dim=(56, 112, 224, 448), head_dim=28,
+                      drop_path_rate=0.0, fast_update_scale="gamma_3")
+    return build_model(HUniFormer, model_args, kwargs)
 
 
 @register_model(ModelCard(
@@ -275,9 +274,8 @@ def uniformer_xxs_image(*, num_classes: int = 1000, img_size: int = 224,
     input_size=(3, 224, 224), num_classes=1000, mean=IMAGENET_MEAN, std=IMAGENET_STD, paper_params_m=16.5,
     paper_gflops=2.0,
 ))
-def uniformer_xs_image(*, num_classes: int = 1000, img_size: int = 224,
-                       depth: Sequence[int] = (3, 5, 9, 3), embed_dim: Sequence[int] = (64, 128, 256, 512),
-                       head_dim: int = 32, drop_path_rate: float = 0.1, fast_update_scale: str = "gamma_3",
-                       **options: Unpack[HUniFormerOptions]) -> HUniFormer:
+def uniformer_xs_image(**kwargs) -> HUniFormer:
     """UniFormer-XS image model."""
-    return _build(HUniFormer, 2, locals())
+    model_args = dict(dims=2, num_classes=1000, depth=(3, 5, 9, 3), embed_dim=(64, 128, 256, 512), head_dim=32,
+                      drop_path_rate=0.1, fast_update_scale="gamma_3")
+    return build_model(HUniFormer, model_args, kwargs)

@@ -1,4 +1,4 @@
-"""UniFormerV2: arming image ViTs with video UniFormer (Li et al., ICLR 2023, seed 000).
+"""UniFormerV2: arming image ViTs with video UniFormer (Li et al., ICLR 2023, arXiv 2211.09552).
 
 An open image ViT (:class:`videoformers.models.vit.VisionTransformer`: CLIP, DeiT, timm) is
 turned into a video model with three additions (Fig. 2):
@@ -21,14 +21,19 @@ turned into a video model with three additions (Fig. 2):
 * **Temporal downsampling** (Sec. 3): a ``3 x p x p`` patch embedding with temporal stride 2,
   initialised from the 2-D kernel on the central frame.
 
+Model contract: ``forward_features`` returns what the head reads, the contexts ``X^C`` of the global
+UniBlocks (Eq. 8), ``(B, S, T', 1 + H'*W', C)`` (one per global layer, plus the last block's tokens
+when it is not one); ``forward_head`` runs the global UniBlocks, the multi-stage fusion and the
+classifier. The backbone blocks are the intermediates, as ``(B, C, T', H', W')`` maps.
+
 Layout and speed: tokens stay batch-first ``(B*T, 1 + H*W, C)``; spatial attention uses one packed
 qkv and SDPA; the LT-MHRA point-wise convolutions are ``Linear`` layers on the channels-last
 tokens (its BatchNorm is folded into ``V`` in eval) and its temporal convolution is three shifted
 multiply-adds; the global block's keys/values are read without a frame-major permute (softmax
 over keys does not depend on their order).
 
-Recipes (``recipe=``): the authors' builder defaults match none of their released models, so
-the two released families are named configurations: ``"kinetics"`` (no local UniBlocks, no
+Architecture presets (``preset=``): the authors' builder defaults match none of their released
+models, so the two released families are named configurations (:data:`PRESETS`): ``"kinetics"`` (no local UniBlocks, no
 temporal downsampling, global UniBlocks on the last 4 layers: every Kinetics/MiT/K710 model) and
 ``"ssv2"`` (double local UniBlocks, temporal downsampling, global UniBlocks on the last 2/3 of the
 layers: 8 for B, 16 for L; drop path 0.2 / 0.4). Every knob is an explicit argument as well.
@@ -42,26 +47,33 @@ timm/DeiT) whose patch kernel is inflated on the central frame and whose image h
 from __future__ import annotations
 
 import re
-from typing import Literal, Mapping, Sequence, TypedDict
+from functools import partial
+from typing import Literal, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
-from ..registry import KINETICS_MEAN, KINETICS_STD, ModelCard, Unpack, register_model
+from ..checkpoints.loading import inflate_weight
+from ..checkpoints.vit_layouts import convert_vit_state_dict, resample_pos_embed
+from ..ops import Conv3d, Linear, linear
+from ..registry import KINETICS_MEAN, KINETICS_STD, ModelCard, build_model, register_model
+from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_map
 from .layers import (
-    Conv3d,
-    Linear,
+    Attention,
+    Block,
+    InplaceQuickGELU,
+    LayerNorm,
+    PatchEmbed,
     QuickGELU,
     check_input,
     drop_path,
-    linear,
+    get_act_layer,
     stochastic_depth_rates,
     to_ntuple,
     trunc_normal_init,
 )
-from .vit import Block, InplaceQuickGELU, LayerNorm, convert_vit_state_dict, get_act_layer, resample_pos_embed
 
 __all__ = [
     "UniFormerV2",
@@ -69,11 +81,9 @@ __all__ = [
     "LocalUniBlock",
     "GlobalUniBlock",
     "QueryCrossAttention",
-    "VideoPatchEmbed",
-    "RECIPES",
+    "PRESETS",
     "FUSIONS",
-    "recipe_config",
-    "UniFormerV2Options",
+    "preset_config",
 ]
 
 Fusion = Literal["sequential", "parallel", "hierarchical_kv", "hierarchical_q"]
@@ -181,7 +191,8 @@ class LocalUniBlock(Block):
                  drop_path: float = 0.0, act_layer=QuickGELU, norm_eps: float = 1e-5,
                  local_mhra: LocalMode = "none", dw_reduction: float = 1.5, local_kernel_size: int = 3,
                  init_values: float | None = None) -> None:
-        super().__init__(dim, num_heads, mlp_ratio, qkv_bias, 0.0, 0.0, 0.0, init_values, act_layer, norm_eps)
+        super().__init__(dim, Attention(dim, num_heads, qkv_bias=qkv_bias), int(dim * mlp_ratio), act_layer=act_layer,
+                         norm_layer=partial(LayerNorm, eps=norm_eps), init_values=init_values or None)
         if local_mhra not in ("none", "single", "double"):
             raise ValueError(f"local_mhra must be 'none', 'single' or 'double', got {local_mhra!r}")
         self.drop_path_rate = float(drop_path)
@@ -316,52 +327,28 @@ class GlobalUniBlock(nn.Module):
 
     def context(self, x: torch.Tensor, frames: int, grid: tuple[int, int]) -> torch.Tensor:
         """``X^C``: the local tokens ``(B*T, 1 + H*W, C)`` with DPE added to the patch tokens,
-        returned as ``(B, T * (1 + H*W), C)``."""
+        returned as ``(B, T, 1 + H*W, C)``."""
         BT, L, C = x.shape
         B = BT // frames
         patches = x[:, 1:].reshape(B, frames, grid[0], grid[1], C).permute(0, 4, 1, 2, 3)
         pos = self.dpe(patches).permute(0, 2, 3, 4, 1).reshape(BT, L - 1, C)
         ctx = _add_to_patches(x, pos, inplace=False)
-        return ctx.view(B, frames * L, C)
+        return ctx.view(B, frames, L, C)
 
-    def forward(self, q: torch.Tensor, x: torch.Tensor, frames: int, grid: tuple[int, int],
-                extra_context: torch.Tensor | None = None) -> torch.Tensor:
-        ctx = self.context(x, frames, grid)
+    def forward(self, q: torch.Tensor, ctx: torch.Tensor, extra_context: torch.Tensor | None = None) -> torch.Tensor:
+        """``q`` ``(B, Q, C)`` attends over the context ``(B, T, 1 + H*W, C)`` (from :meth:`context`) and
+        the ``extra_context`` tokens ``(B, E, C)`` placed before it."""
+        kv = self.norm_kv(ctx).flatten(1, 2)  # LayerNorm is per token: normalising the parts is the same
         if extra_context is not None:
-            ctx = torch.cat([extra_context, ctx], dim=1)
+            kv = torch.cat([self.norm_kv(extra_context), kv], dim=1)
         p = self.drop_path_rate
-        q = q + drop_path(self.attn(self.norm_q(q), self.norm_kv(ctx)), p, self.training)
+        q = q + drop_path(self.attn(self.norm_q(q), kv), p, self.training)
         return q + drop_path(self.mlp(self.norm2(q)), p, self.training)
 
 
-# --------------------------------------------------------------------------- patch embedding
-class VideoPatchEmbed(nn.Module):
-    """``kt x p x p`` tubelet embedding (Sec. 3): ``kt=1`` applies the image ViT's patch embedding
-    per frame; ``kt=3`` with temporal stride 2 (padding 1) is UniFormerV2's temporal downsampling,
-    its kernel inflated from the 2-D one on the central frame (:meth:`UniFormerV2.convert_state_dict`).
-    """
-
-    def __init__(self, patch_size: int, in_chans: int, embed_dim: int, kernel_t: int = 1, stride_t: int = 1,
-                 bias: bool = False) -> None:
-        super().__init__()
-        self.patch_size = int(patch_size)
-        self.kernel_t, self.stride_t = int(kernel_t), int(stride_t)
-        self.proj = Conv3d(in_chans, embed_dim, (kernel_t, patch_size, patch_size), (stride_t, patch_size, patch_size),
-                              ((kernel_t - 1) // 2, 0, 0), bias=bias)
-
-    def out_frames(self, frames: int) -> int:
-        return (frames + 2 * ((self.kernel_t - 1) // 2) - self.kernel_t) // self.stride_t + 1
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int, tuple[int, int]]:
-        """``(B, C, T, H, W)`` -> tokens ``(B*T', H'*W', D)``, ``T'`` and ``(H', W')``."""
-        x = self.proj(x)
-        B, D, T, Hp, Wp = x.shape
-        return x.permute(0, 2, 3, 4, 1).reshape(B * T, Hp * Wp, D), T, (Hp, Wp)
-
-
 # --------------------------------------------------------------------------- model
-class UniFormerV2(nn.Module):
-    """UniFormerV2 video classifier (seed 000): an image ViT with local/global UniBlocks.
+class UniFormerV2(ModelContract, nn.Module):
+    """UniFormerV2 video classifier: an image ViT with local/global UniBlocks.
 
     Args:
         img_size, patch_size, embed_dim, depth, num_heads, mlp_ratio, qkv_bias: the image ViT
@@ -396,8 +383,6 @@ class UniFormerV2(nn.Module):
         grad_checkpointing: recompute the attention and FFN branches of the backbone blocks in
             backward (``checkpoint_num`` limits it to the first n blocks, as the authors).
     """
-
-    head_prefix = "head."
 
     def __init__(
         self,
@@ -451,6 +436,8 @@ class UniFormerV2(nn.Module):
         self.frozen = frozen
         self.local_mhra = local_mhra
         self.num_prefix_tokens = 1
+        self.num_blocks = depth  # fewer after prune_intermediate_layers
+        self.grad_checkpointing = (0,)
         act = get_act_layer(act_layer)
 
         if isinstance(global_layers, int):
@@ -466,10 +453,9 @@ class UniFormerV2(nn.Module):
         self._stage_of = {b: j for j, b in enumerate(self.global_layers)}
 
         # --- image ViT (names follow videoformers.models.vit so image checkpoints load)
-        self.patch_embed = VideoPatchEmbed(
-            self.patch_size, in_chans, embed_dim, kernel_t if temporal_downsample else 1,
-            2 if temporal_downsample else 1, bias=patch_bias,
-        )
+        kt, st = (kernel_t, 2) if temporal_downsample else (1, 1)
+        p = self.patch_size
+        self.patch_embed = PatchEmbed(in_chans, embed_dim, (kt, p, p), (st, p, p), ((kt - 1) // 2, 0, 0), bias=patch_bias)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid_size[0] * self.grid_size[1], embed_dim))
         self.norm_pre = LayerNorm(embed_dim, eps=norm_eps) if pre_norm else nn.Identity()
@@ -479,6 +465,10 @@ class UniFormerV2(nn.Module):
                           dw_reduction, local_kernel_size, init_values)
             for i in range(depth)
         ])
+        self.feature_info = FeatureInfo(
+            dict(num_chs=embed_dim, reduction=self.patch_size, temporal_reduction=st, module=f"blocks.{i}")
+            for i in range(depth)
+        )
 
         # --- global UniBlocks and multi-stage fusion
         n_query = 1 if fusion == "sequential" else n_global
@@ -511,7 +501,7 @@ class UniFormerV2(nn.Module):
         if frozen:
             self.freeze_backbone()
         if grad_checkpointing:
-            self.set_grad_checkpointing(True, checkpoint_num)
+            self.set_grad_checkpointing(True if checkpoint_num is None else int(checkpoint_num))
 
     def _init_backbone(self) -> None:
         # timm's ViT init for a model trained from scratch; new modules keep their own inits
@@ -549,16 +539,13 @@ class UniFormerV2(nn.Module):
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed", "cls_token", "query", "alpha"}
 
-    def set_grad_checkpointing(self, enable: bool = True, checkpoint_num: int | None = None) -> None:
-        """Recompute backbone attention/FFN in backward for the first ``checkpoint_num`` blocks (all by default)."""
-        n = len(self.blocks) if checkpoint_num is None else int(checkpoint_num)
-        for i, blk in enumerate(self.blocks):
-            blk.grad_checkpointing = bool(enable) and i < n
+    def _stage_depths(self) -> tuple[int, ...]:
+        return (len(self.blocks),)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        dev = self.fc_norm.weight.device
-        self.head = Linear(self.embed_dim, num_classes, device=dev) if num_classes > 0 else nn.Identity()
+    def _on_grad_checkpointing(self) -> None:
+        # The blocks recompute their attention/FFN branches (the LT-MHRA updates stay recorded).
+        for i, blk in enumerate(self.blocks):
+            blk.grad_checkpointing = i < self.grad_checkpointing[0]
 
     def pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
         if tuple(grid) == self.grid_size:
@@ -568,35 +555,104 @@ class UniFormerV2(nn.Module):
     def _check(self, x: torch.Tensor) -> None:
         p = self.patch_size
         check_input(x, ndim=5, channels=self.in_chans, multiple_of=(p, p), min_size=(1, p, p),
-                    layout="(B, C, T, H, W)", model=type(self).__name__)
+                    layout="(B, C, T, H, W)", model=getattr(self, "model_name", type(self).__name__))
 
     # ------------------------------------------------------------------ forward
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, int, tuple[int, int]]:
         """Video ``(B, C, T, H, W)`` -> per-frame tokens ``(B*T', 1 + H'*W', C)`` after ``ln_pre``."""
         self._check(x)
-        tokens, frames, grid = self.patch_embed(x)
-        BT, N, C = tokens.shape
-        out = torch.empty(BT, N + 1, C, dtype=tokens.dtype, device=tokens.device)
-        out[:, :1] = self.cls_token.to(tokens.dtype)
-        out[:, 1:] = tokens
-        out += self.pos_embed_for(grid).to(tokens.dtype)
-        return self.norm_pre(out), frames, grid
+        grid_cl = self.patch_embed(x)  # (B, T', H', W', C)
+        B, T, Hp, Wp, C = grid_cl.shape
+        tokens = grid_cl.reshape(B * T, Hp * Wp, C)
+        cls = self.cls_token.to(tokens.dtype)
+        if _records_grad(tokens, cls) or torch.jit.is_tracing() or torch.compiler.is_compiling():
+            # (a traced slice write would bake the example batch size into the graph)
+            out = torch.cat([cls.expand(B * T, -1, -1), tokens], dim=1)
+            out = out + self.pos_embed_for((Hp, Wp)).to(tokens.dtype)
+        else:  # one buffer, no concatenation copy
+            out = torch.empty(B * T, Hp * Wp + 1, C, dtype=tokens.dtype, device=tokens.device)
+            out[:, :1] = cls
+            out[:, 1:] = tokens
+            out += self.pos_embed_for((Hp, Wp)).to(tokens.dtype)
+        return self.norm_pre(out), T, (Hp, Wp)
 
-    def _global_step(self, j: int, x: torch.Tensor, frames: int, grid: tuple[int, int], state: dict) -> None:
+    def _forward_blocks(self, x: torch.Tensor, take: Sequence[int] = (), channels_first: bool = True,
+                        stop: int | None = None, contexts: bool = True):
+        """Embedding and blocks ``0..stop``: the contexts of the global UniBlocks (``contexts``) and, for
+        the blocks in ``take``, (map ``(B, C, T', H', W')``, per-frame class tokens ``(B, T', C)``)."""
+        B = x.shape[0]
+        no_backbone_grad = self.frozen and self.local_mhra == "none" and self.backbone_frozen
+        grad = torch.is_grad_enabled()
+        with torch.set_grad_enabled(grad and not no_backbone_grad):
+            x, frames, grid = self.embed(x)
+        last = self.num_blocks - 1 if stop is None else min(stop, self.num_blocks - 1)
+        ctxs: list[torch.Tensor] = []
+        feats: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for i in range(last + 1):
+            with torch.set_grad_enabled(grad and not no_backbone_grad):
+                x = self.blocks[i](x, frames)
+            if i in take:
+                L, C = x.shape[1:]
+                tok = x.view(B, frames, L, C)
+                f, cont = take_map(tok[:, :, 1:].reshape(B, frames, *grid, C), channels_first)
+                feats.append((f, tok[:, :, 0]))
+                x = torch.cat([tok[:, :, :1], cont.reshape(B, frames, -1, C)], dim=2).view(B * frames, L, C)
+            if contexts:
+                j = self._stage_of.get(i)
+                if j is not None:
+                    ctxs.append(self.global_blocks[j].context(x, frames, grid))
+                elif i == self.depth - 1:  # F_C reads the last block's class tokens
+                    ctxs.append(x.view(B, frames, *x.shape[1:]))
+        return ctxs, feats
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Video -> the contexts ``X^C`` the global UniBlocks attend to, ``(B, S, T', 1 + H'*W', C)``."""
+        return torch.stack(self._forward_blocks(x)[0], dim=1)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None, norm: bool = False,
+                              output_fmt: str = "NCTHW", intermediates_only: bool = False,
+                              return_prefix_tokens: bool = False):
+        """Backbone block outputs as ``(B, C, T', H', W')`` maps; with ``return_prefix_tokens`` each entry is
+        ``(map, per-frame class tokens (B, T', C))``. ``norm`` is accepted for the contract: the backbone
+        has no final norm on its tokens (CLIP's ``ln_post`` is not used)."""
+        cf = check_output_fmt(output_fmt, video=True)
+        take, last = feature_take_indices(self.num_blocks, indices)
+        ctxs, feats = self._forward_blocks(x, take, cf, last if intermediates_only else None,
+                                           contexts=not intermediates_only)
+        out = [f if not return_prefix_tokens else (f, p) for f, p in feats]
+        if intermediates_only:
+            return out
+        return torch.stack(ctxs, dim=1), out
+
+    def prune_intermediate_layers(self, indices: int | Sequence[int] | None = None, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """Keep the blocks up to the last index; the global UniBlocks and the classifier go (the video
+        token needs blocks that are pruned), so only ``forward_intermediates`` remains."""
+        take, last = feature_take_indices(self.num_blocks, indices)
+        self.blocks = self.blocks[: last + 1]
+        self.num_blocks = last + 1
+        self.grad_checkpointing = (min(self.grad_checkpointing[0], last + 1),)
+        self.global_blocks = nn.ModuleList()
+        self._stage_of = {}
+        self.fusion_proj = None
+        self.reset_classifier(0)
+        return take
+
+    def _global_step(self, j: int, ctx: torch.Tensor, state: dict) -> None:
         g = self.global_blocks[j]
-        B = x.shape[0] // frames
+        B = ctx.shape[0]
         if self.fusion == "sequential":
-            state["q"] = g(state["q"], x, frames, grid)
+            state["q"] = g(state["q"], ctx)
             return
         q_j = self.query[:, j : j + 1].repeat(B, 1, 1)
         prev = state.get("prev")
         if self.fusion == "parallel":
-            state.setdefault("outs", []).append(g(q_j, x, frames, grid))
+            state.setdefault("outs", []).append(g(q_j, ctx))
         elif self.fusion == "hierarchical_kv":  # X^G_i = G_i(q_i, [X^G_{i-1}, X^L_i])
-            state["prev"] = g(q_j, x, frames, grid, extra_context=prev)
+            state["prev"] = g(q_j, ctx, extra_context=prev)
         else:  # hierarchical_q: X^G_i = G_i([X^G_{i-1}, q_i], X^L_i), the two outputs averaged
             qs = q_j if prev is None else torch.cat([prev, q_j], dim=1)
-            state["prev"] = g(qs, x, frames, grid).mean(1, keepdim=True)
+            state["prev"] = g(qs, ctx).mean(1, keepdim=True)
 
     def _video_token(self, state: dict) -> torch.Tensor:
         if self.fusion == "sequential":
@@ -605,35 +661,24 @@ class UniFormerV2(nn.Module):
             return self.fusion_proj(torch.cat([o[:, 0] for o in state["outs"]], dim=-1))
         return state["prev"][:, 0]
 
-    def forward_frame_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """Backbone tokens after the last block, ``(B, T', 1 + H'*W', C)`` (no global path)."""
+    def forward_fusion(self, x: torch.Tensor) -> torch.Tensor:
+        """Global UniBlocks over the contexts ``x`` (from :meth:`forward_features`) and the multi-stage
+        fusion (Sec. 3.3): ``Z = alpha * F + (1 - alpha) * F_C`` (``F`` alone when ``frozen``), ``(B, C)``."""
+        if not len(self.global_blocks):
+            raise RuntimeError("this UniFormerV2 was pruned to its backbone: use forward_intermediates")
         B = x.shape[0]
-        x, frames, _ = self.embed(x)
-        for blk in self.blocks:
-            x = blk(x, frames)
-        return x.view(B, frames, *x.shape[1:])
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Video -> ``Z = alpha * F + (1 - alpha) * F_C`` (``F`` alone when ``frozen``), ``(B, C)``."""
-        B = x.shape[0]
-        no_backbone_grad = self.frozen and self.local_mhra == "none" and self.backbone_frozen
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not no_backbone_grad):
-            x, frames, grid = self.embed(x)
         state: dict = {"q": self.query.repeat(B, 1, 1)}  # a copy: module inputs must not be views of leaves
-        for i, blk in enumerate(self.blocks):
-            with torch.set_grad_enabled(torch.is_grad_enabled() and not no_backbone_grad):
-                x = blk(x, frames)
-            j = self._stage_of.get(i)
-            if j is not None:
-                self._global_step(j, x, frames, grid, state)
+        for j in range(len(self.global_blocks)):
+            self._global_step(j, x[:, j], state)
         video = self._video_token(state)
-        if self.alpha is None:
-            return video
-        frame_cls = x[:, 0].view(B, frames, -1).mean(1).to(video.dtype)  # F_C
-        return torch.lerp(frame_cls, video, torch.sigmoid(self.alpha).to(video.dtype))
+        if self.alpha is not None:
+            frame_cls = x[:, -1, :, 0].mean(1).to(video.dtype)  # F_C (DPE leaves the class tokens alone)
+            video = torch.lerp(frame_cls, video, torch.sigmoid(self.alpha).to(video.dtype))
+        return video
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(self.fc_norm(x))
+        """:meth:`forward_fusion`, then ``LN -> dropout -> Linear``."""
+        x = self.head_drop(self.fc_norm(self.forward_fusion(x)))
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -715,18 +760,14 @@ class UniFormerV2(nn.Module):
         if "pos_embed" in out and out["pos_embed"].shape[1] != self.pos_embed.shape[1]:
             out["pos_embed"] = resample_pos_embed(out["pos_embed"], self.grid_size, None, self.num_prefix_tokens)
         w = out.get("patch_embed.proj.weight")
-        kt = self.patch_embed.kernel_t
+        kt = self.patch_embed.patch_size[0]
+        if w is not None and w.ndim == 5 and w.shape[2] == 1:
+            w = w[:, :, 0]
         if w is not None and w.ndim == 4:
-            w = w.unsqueeze(2)
-        if w is not None and w.shape[2] != kt:
-            if w.shape[2] != 1:
-                raise ValueError(f"cannot map a patch kernel with {w.shape[2]} time steps onto one with {kt}")
             # Central-frame inflation (Sec. 3): identical to the image model on the sampled frames.
-            full = w.new_zeros(w.shape[0], w.shape[1], kt, *w.shape[3:])
-            full[:, :, kt // 2] = w[:, :, 0]
-            w = full
-        if w is not None:
-            out["patch_embed.proj.weight"] = w
+            out["patch_embed.proj.weight"] = inflate_weight(w, kt, "center")
+        elif w is not None and w.shape[2] != kt:
+            raise ValueError(f"cannot map a patch kernel with {w.shape[2]} time steps onto one with {kt}")
         if "query" in out and out["query"].shape != self.query.shape and self.query.shape[1] > 1 and out["query"].shape[1] == 1:
             out["query"] = out["query"].expand_as(self.query).clone()  # sequential checkpoint -> one query per stage
         if self.alpha is None:
@@ -775,8 +816,10 @@ class UniFormerV2(nn.Module):
         return report
 
 
-# --------------------------------------------------------------------------- recipes and builders
-RECIPES: dict[str, dict] = {
+# --------------------------------------------------------------------------- presets and builders
+#: Architecture presets of the two released model families (the word "recipe" is kept for the YAML
+#: training configurations).
+PRESETS: dict[str, dict] = {
     # Every released Kinetics-400/600/700/710 and MiT model (the authors' run.sh files).
     "kinetics": dict(local_mhra="none", temporal_downsample=False, global_layers=4, drop_path_rate=0.0,
                      global_drop_path_rate=0.0),
@@ -785,97 +828,30 @@ RECIPES: dict[str, dict] = {
                  global_drop_path_rate=0.4),
 }
 
-_VARIANTS = {
-    "b16": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12),
-    "l14": dict(img_size=224, patch_size=14, embed_dim=1024, depth=24, num_heads=16),
-    "l14_336": dict(img_size=336, patch_size=14, embed_dim=1024, depth=24, num_heads=16),
-}
 
-
-def recipe_config(recipe: str | None, depth: int, **overrides) -> dict:
-    """The knobs of a named recipe, with ``overrides`` (non-``None`` values) on top."""
-    if recipe is None:
-        cfg = {}
-    elif recipe in RECIPES:
-        cfg = dict(RECIPES[recipe])
-    else:
-        raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)} or None")
+def preset_config(preset: str | None, depth: int) -> dict:
+    """The arguments a named preset sets (``None``: none), for a backbone of ``depth`` blocks."""
+    if preset is None:
+        return {}
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)} or None")
+    cfg = dict(PRESETS[preset])
     if cfg.get("global_layers") == "two_thirds":
         cfg["global_layers"] = depth * 2 // 3
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
     return cfg
 
 
-class UniFormerV2Options(TypedDict, total=False):
-    """Keyword overrides shared by the ``uniformerv2_*`` builders (PEP 692), named as in :class:`UniFormerV2`.
-
-    An option left out (or ``None``) takes the recipe's value (:data:`RECIPES`), else the variant's
-    size, else the :class:`UniFormerV2` default.
-
-    * ``img_size``, ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``, ``in_chans``:
-      the image ViT (the variant sets the first five).
-    * ``act_layer``, ``norm_eps``, ``pre_norm``, ``patch_bias``: its flavour (CLIP: quick GELU, 1e-5,
-      ``ln_pre``, no patch bias).
-    * ``local_mhra``, ``dw_reduction``: local UniBlocks (``"none"``/``"single"``/``"double"``) and the
-      LT-MHRA bottleneck.
-    * ``temporal_downsample``: ``3 x p x p`` patch embedding with temporal stride 2.
-    * ``global_layers``, ``global_num_heads``, ``global_mlp_ratio``, ``global_mlp_dropout``,
-      ``fusion``, ``global_attn``: global UniBlocks and multi-stage fusion.
-    * ``drop_path_rate``, ``global_drop_path_rate``, ``drop_rate``: regularisation.
-    * ``frozen``, ``grad_checkpointing``, ``checkpoint_num``: training switches.
-    """
-
-    img_size: int | None
-    patch_size: int | None
-    embed_dim: int | None
-    depth: int | None
-    num_heads: int | None
-    mlp_ratio: float | None
-    local_mhra: LocalMode | None
-    dw_reduction: float | None
-    temporal_downsample: bool | None
-    global_layers: int | Sequence[int] | None
-    global_num_heads: int | None
-    global_mlp_ratio: float | None
-    global_mlp_dropout: float | Sequence[float] | None
-    fusion: Fusion | None
-    global_attn: Literal["standard", "factorized"] | None
-    drop_path_rate: float | None
-    global_drop_path_rate: float | None
-    drop_rate: float | None
-    frozen: bool | None
-    grad_checkpointing: bool | None
-    checkpoint_num: int | None
-    act_layer: str | None
-    norm_eps: float | None
-    pre_norm: bool | None
-    patch_bias: bool | None
-    in_chans: int | None
+def _create(model_args: dict, preset: str | None, kwargs: dict) -> UniFormerV2:
+    """``model_args`` (the image ViT and the input) plus the preset's arguments, the user's on top."""
+    depth = kwargs.get("depth", model_args["depth"])
+    return build_model(UniFormerV2, {**model_args, **preset_config(preset, depth)}, kwargs)
 
 
-def _default(value, default):
-    """``None`` means the builder's (and its card's) default, as for every other option."""
-    return default if value is None else value
-
-
-def _build(variant: str, recipe: str | None, num_classes: int, num_frames: int,
-           options: UniFormerV2Options) -> UniFormerV2:
-    kw: dict = dict(options, num_classes=num_classes, num_frames=num_frames)
-    base = dict(_VARIANTS[variant])
-    for k in list(base):
-        if kw.get(k) is not None:
-            base[k] = kw.pop(k)
-        else:
-            kw.pop(k, None)
-    cfg = recipe_config(recipe, base["depth"], **kw)
-    return UniFormerV2(**base, **cfg)
-
-
-_PAPER = "UniFormerV2 (Li et al., ICLR 2023, seed 000)"
-_NOTE_K = ("Kinetics recipe (no local UniBlocks, no temporal downsampling, global UniBlocks on the last 4 "
+_PAPER = "UniFormerV2 (Li et al., ICLR 2023, arXiv 2211.09552)"
+_NOTE_K = ("Kinetics preset (no local UniBlocks, no temporal downsampling, global UniBlocks on the last 4 "
            "layers): every released Kinetics/MiT/K710 model. Params/GFLOPs are the authors' model measured "
            "(per view; the paper prints GFLOPs x 3 crops x 4 clips). Input normalised with mean 0.45 / std 0.225.")
-_NOTE_S = ("Something-Something recipe (double local UniBlocks, 3x16x16 temporal downsampling, global UniBlocks "
+_NOTE_S = ("Something-Something preset (double local UniBlocks, 3x16x16 temporal downsampling, global UniBlocks "
            "on the last 2/3 of the layers, drop path 0.2/0.4). Params/GFLOPs are the authors' model measured "
            "(per view; the paper prints x 3 crops x 1 clip).")
 
@@ -886,44 +862,40 @@ def _card(name, frames, size, classes, params, gflops, notes, extra=()) -> Model
                      paper_params_m=params, paper_gflops=gflops, notes=notes, extra_flops=extra)
 
 
+_B16 = dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12)
+_L14 = dict(img_size=224, patch_size=14, embed_dim=1024, depth=24, num_heads=16)
+
+
 @register_model(_card("uniformerv2_b16", 8, 224, 400, 114.6, 148.1, _NOTE_K,
                       extra=(((3, 16, 224, 224), 296.2), ((3, 32, 224, 224), 592.4))))
-def uniformerv2_b16(*, recipe: str | None = "kinetics", num_classes: int = 400, num_frames: int = 8,
-                    **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
-    """UniFormerV2-B/16: CLIP ViT-B/16 armed; Kinetics recipe by default (``recipe="ssv2"`` for the other).
-
-    Options (:class:`UniFormerV2Options`) left out take the recipe's value or the variant's size.
-    """
-    return _build("b16", recipe, num_classes, num_frames, options)
+def uniformerv2_b16(preset: str | None = "kinetics", **kwargs) -> UniFormerV2:
+    """UniFormerV2-B/16: CLIP ViT-B/16 armed; Kinetics preset by default (``preset="ssv2"`` for the other)."""
+    return _create(dict(**_B16, num_frames=8), preset, kwargs)
 
 
 @register_model(_card("uniformerv2_l14", 8, 224, 400, 354.1, 665.6, _NOTE_K,
                       extra=(((3, 16, 224, 224), 1331.2), ((3, 32, 224, 224), 2662.4))))
-def uniformerv2_l14(*, recipe: str | None = "kinetics", num_classes: int = 400, num_frames: int = 8,
-                    **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
-    """UniFormerV2-L/14: CLIP ViT-L/14 armed; Kinetics recipe by default."""
-    return _build("l14", recipe, num_classes, num_frames, options)
+def uniformerv2_l14(preset: str | None = "kinetics", **kwargs) -> UniFormerV2:
+    """UniFormerV2-L/14: CLIP ViT-L/14 armed; Kinetics preset by default."""
+    return _create(dict(**_L14, num_frames=8), preset, kwargs)
 
 
 @register_model(_card("uniformerv2_l14_336", 8, 336, 400, 354.4, 1567.0, _NOTE_K + " 32x336: 6268 GFLOPs.",
                       extra=(((3, 32, 336, 336), 6268.0), ((3, 64, 336, 336), 12535.6))))
-def uniformerv2_l14_336(*, recipe: str | None = "kinetics", num_classes: int = 400, num_frames: int = 8,
-                        **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
-    """UniFormerV2-L/14@336: CLIP ViT-L/14@336px armed; Kinetics recipe by default."""
-    return _build("l14_336", recipe, num_classes, num_frames, options)
+def uniformerv2_l14_336(preset: str | None = "kinetics", **kwargs) -> UniFormerV2:
+    """UniFormerV2-L/14@336: CLIP ViT-L/14@336px armed; Kinetics preset by default."""
+    return _create(dict(**_L14, num_frames=8) | dict(img_size=336), preset, kwargs)
 
 
 @register_model(_card("uniformerv2_b16_ssv2", 16, 224, 174, 163.0, 187.2, _NOTE_S,
                       extra=(((3, 32, 224, 224), 374.4),)))
-def uniformerv2_b16_ssv2(*, recipe: str | None = "ssv2", num_classes: int = 174, num_frames: int = 16,
-                         **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
-    """UniFormerV2-B/16 with the Something-Something recipe (16 frames -> 8 after the 3x16x16 embedding)."""
-    return _build("b16", recipe, _default(num_classes, 174), _default(num_frames, 16), options)
+def uniformerv2_b16_ssv2(preset: str | None = "ssv2", **kwargs) -> UniFormerV2:
+    """UniFormerV2-B/16 with the Something-Something preset (16 frames -> 8 after the 3x16x16 embedding)."""
+    return _create(dict(**_B16, num_frames=16, num_classes=174), preset, kwargs)
 
 
 @register_model(_card("uniformerv2_l14_ssv2", 16, 224, 174, 573.9, 858.2, _NOTE_S,
                       extra=(((3, 32, 224, 224), 1716.2),)))
-def uniformerv2_l14_ssv2(*, recipe: str | None = "ssv2", num_classes: int = 174, num_frames: int = 16,
-                         **options: Unpack[UniFormerV2Options]) -> UniFormerV2:
-    """UniFormerV2-L/14 with the Something-Something recipe (global UniBlocks on the last 16 layers)."""
-    return _build("l14", recipe, _default(num_classes, 174), _default(num_frames, 16), options)
+def uniformerv2_l14_ssv2(preset: str | None = "ssv2", **kwargs) -> UniFormerV2:
+    """UniFormerV2-L/14 with the Something-Something preset (global UniBlocks on the last 16 layers)."""
+    return _create(dict(**_L14, num_frames=16, num_classes=174), preset, kwargs)

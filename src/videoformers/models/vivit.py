@@ -33,8 +33,12 @@ Multi-head output (Sec. 4.3, Epic-Kitchens verb + noun on one backbone): ``num_c
 The authors' code uses one dense layer of ``sum(K_i)`` outputs split afterwards; separate linear
 heads are the same function.
 
-Initialisation from image ViTs (Sec. 3.4): :func:`init_from_image_vit` (timm/DeiT, HF ``ViTModel``
-and Google ``.npz`` files, see :mod:`videoformers.checkpoints.vit_layouts`).
+Initialisation from image ViTs (Sec. 3.4): :meth:`ViViT.load_image_pretrained` /
+:func:`init_from_image_vit` (timm/DeiT, HF ``ViTModel`` and Google ``.npz`` files, see
+:mod:`videoformers.checkpoints.vit_layouts`).
+
+Model contract: ``forward_features`` gives the tokens after the final LayerNorm; the encoder blocks
+are the intermediates (Model 2: the spatial encoder's), as ``(B, d, n_t, n_h, n_w)`` maps.
 """
 
 from __future__ import annotations
@@ -42,21 +46,33 @@ from __future__ import annotations
 import math
 import os
 from functools import partial
-from typing import Callable, Literal, Mapping, Sequence, TypedDict
+from typing import Callable, Literal, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
-from ..registry import ModelCard, Unpack, register_model
-from .layers import Attention, Conv3d, DropPath, Linear, Mlp, check_input, stochastic_depth_rates, to_ntuple
+from ..checkpoints.vit_layouts import resample_pos_embed
+from ..ops import Linear
+from ..registry import ModelCard, build_model, register_model
+from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_map, take_tokens
+from .layers import (
+    Attention,
+    Block,
+    DropPath,
+    Mlp,
+    PatchEmbed,
+    check_input,
+    create_classifier,
+    run_blocks,
+    stochastic_depth_rates,
+    to_ntuple,
+)
 
 __all__ = [
     "ViViT",
     "TubeletEmbed",
     "FrameEmbed",
-    "Block",
     "FactorisedSelfAttentionBlock",
     "FactorisedDotProductAttention",
     "TransformerEncoder",
@@ -64,10 +80,6 @@ __all__ = [
     "init_from_image_vit",
     "VIVIT_SIZES",
     "MODEL_TYPES",
-    "ViViTOptions",
-    "ViViTClassifierOptions",
-    "ViViTFactorisedEncoderOptions",
-    "ViViTFactorisedSelfAttentionOptions",
 ]
 
 ModelType = Literal["spatiotemporal", "factorised_encoder", "factorised_self_attention", "factorised_dot_product"]
@@ -109,14 +121,13 @@ def _lecun_normal_(w: torch.Tensor) -> None:
     nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
 
 
-class TubeletEmbed(nn.Module):
+class TubeletEmbed(PatchEmbed):
     """Sec. 3.2 tubelet embedding: non-overlapping ``t x h x w`` tubes linearly projected to ``d``
-    (a ``Conv3d`` with kernel = stride = tubelet). ``n_t = floor(T / t)`` etc."""
+    (:class:`~videoformers.models.layers.PatchEmbed` with kernel = stride = tubelet). ``n_t = floor(T / t)`` etc."""
 
     def __init__(self, in_chans: int, embed_dim: int, tubelet_size: Sequence[int] = (2, 16, 16)) -> None:
-        super().__init__()
-        self.tubelet_size = to_ntuple(tubelet_size, 3)
-        self.proj = Conv3d(in_chans, embed_dim, kernel_size=self.tubelet_size, stride=self.tubelet_size)
+        super().__init__(in_chans, embed_dim, to_ntuple(tubelet_size, 3))
+        self.tubelet_size = self.patch_size
 
     def grid(self, t: int, h: int, w: int) -> tuple[int, int, int]:
         kt, kh, kw = self.tubelet_size
@@ -124,63 +135,25 @@ class TubeletEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W)`` -> ``(B, n_t, n_h * n_w, d)``."""
-        x = self.proj(x)
-        return x.flatten(3).permute(0, 2, 3, 1)
+        return super().forward(x).flatten(2, 3)
 
 
-class FrameEmbed(nn.Module):
+class FrameEmbed(PatchEmbed):
     """Sec. 3.2 uniform frame sampling: ``n_t`` frames sampled uniformly from the clip, each embedded
-    independently with ViT's 2D patch embedding (one ``Conv2d``, kernel = stride = ``h x w``)."""
+    independently with ViT's 2D patch embedding (a ``1 x h x w`` kernel = stride)."""
 
     def __init__(self, in_chans: int, embed_dim: int, patch_size: Sequence[int], num_sampled_frames: int) -> None:
-        super().__init__()
-        self.patch_size = to_ntuple(patch_size, 2)
+        super().__init__(in_chans, embed_dim, (1, *to_ntuple(patch_size, 2)))
         self.num_sampled_frames = int(num_sampled_frames)
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
 
     def grid(self, t: int, h: int, w: int) -> tuple[int, int, int]:
         return (self.num_sampled_frames if t >= self.num_sampled_frames else 0,
-                h // self.patch_size[0], w // self.patch_size[1])
+                h // self.patch_size[1], w // self.patch_size[2])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W)`` -> ``(B, n_t, n_h * n_w, d)``."""
-        B, C, T = x.shape[:3]
-        n = self.num_sampled_frames
-        idx = uniform_frame_indices(T, n).to(x.device)
-        x = x.index_select(2, idx).transpose(1, 2).reshape(B * n, C, *x.shape[3:])
-        x = self.proj(x)  # (B*n, d, n_h, n_w)
-        return x.flatten(2).transpose(1, 2).reshape(B, n, -1, x.shape[1])
-
-
-class Block(nn.Module):
-    """Pre-LN transformer encoder block (Eqs. 2-3): ``y = MSA(LN(z)) + z``, ``z' = MLP(LN(y)) + y``.
-
-    ``attn_layer`` swaps the attention (Model 4 passes :class:`FactorisedDotProductAttention`).
-    """
-
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        mlp_dim: int,
-        qkv_bias: bool = True,
-        drop: float = 0.0,
-        attn_drop: float = 0.0,
-        drop_path: float = 0.0,
-        act_layer: Callable[[], nn.Module] = partial(nn.GELU, approximate="tanh"),
-        norm_layer: Callable[[int], nn.Module] = partial(nn.LayerNorm, eps=1e-6),
-        attn_layer: Callable[..., nn.Module] = Attention,
-    ) -> None:
-        super().__init__()
-        self.norm1 = norm_layer(dim)
-        self.attn = attn_layer(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = norm_layer(dim)
-        self.mlp = Mlp(dim, mlp_dim, act_layer=act_layer, drop=drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        idx = uniform_frame_indices(x.shape[2], self.num_sampled_frames).to(x.device)
+        return super().forward(x.index_select(2, idx)).flatten(2, 3)
 
 
 class FactorisedDotProductAttention(nn.Module):
@@ -293,15 +266,6 @@ class FactorisedSelfAttentionBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))  # Eq. 6
 
 
-def _run_blocks(blocks: nn.ModuleList, x: torch.Tensor, grad_checkpointing: bool) -> torch.Tensor:
-    for blk in blocks:
-        if grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
-            x = checkpoint(blk, x, use_reentrant=False)
-        else:
-            x = blk(x)
-    return x
-
-
 class TransformerEncoder(nn.Module):
     """A ViT encoder over a token sequence (Eq. 1 then Eqs. 2-3): optional CLS token, learned 1D
     positional embedding added after the CLS token is prepended, ``depth`` blocks, final LayerNorm.
@@ -327,7 +291,7 @@ class TransformerEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.classifier = classifier
-        self.grad_checkpointing = False
+        self.grad_checkpointing = 0
         if classifier == "token":
             self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         else:
@@ -336,15 +300,20 @@ class TransformerEncoder(nn.Module):
         self.pos_drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
         dpr = list(drop_path_rates) if drop_path_rates is not None else [0.0] * depth
         self.blocks = nn.ModuleList(
-            Block(dim, num_heads, mlp_dim, qkv_bias, drop, attn_drop, dpr[i], act_layer, norm_layer) for i in range(depth)
+            Block(dim, Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop), mlp_dim,
+                  act_layer=act_layer, norm_layer=norm_layer, drop=drop, drop_path=dpr[i])
+            for i in range(depth)
         )
         self.norm = norm_layer(dim)
 
-    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Eq. 1: the CLS token prepended, then the positional embedding added."""
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        x = self.pos_drop(x + self.pos_embed.to(x.dtype))
-        return self.norm(_run_blocks(self.blocks, x, self.grad_checkpointing))
+        return self.pos_drop(x + self.pos_embed.to(x.dtype))
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(run_blocks(self.blocks, self.embed(x), self.grad_checkpointing))
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, 0] if self.classifier == "token" else x.mean(dim=1)
@@ -353,20 +322,7 @@ class TransformerEncoder(nn.Module):
         return self.pool(self.forward_tokens(x))
 
 
-def _make_head(num_classes: NumClasses, dim: int) -> nn.Module:
-    if isinstance(num_classes, Mapping):
-        if not num_classes:
-            raise ValueError("num_classes mapping is empty")
-        return nn.ModuleDict({str(k): Linear(dim, int(v)) for k, v in num_classes.items()})
-    if isinstance(num_classes, (list, tuple)):
-        if not num_classes:
-            raise ValueError("num_classes sequence is empty")
-        return nn.ModuleList(Linear(dim, int(v)) for v in num_classes)
-    n = int(num_classes)
-    return Linear(dim, n) if n > 0 else nn.Identity()
-
-
-class ViViT(nn.Module):
+class ViViT(ModelContract, nn.Module):
     """ViViT Models 1-4 (Sec. 3.3) with tubelet or uniform-frame embedding (Sec. 3.2).
 
     Args:
@@ -380,7 +336,9 @@ class ViViT(nn.Module):
             ``num_frames // t`` frames, i.e. as many tokens as the tubelet model).
         embed_dim, depth, num_heads, mlp_dim: the transformer (Sec. 4.1 sizes B/L/H). For Model 2
             ``depth`` is the spatial encoder's ``L_s`` and ``temporal_depth`` its ``L_t``;
-            ``temporal_depth=0`` is Table 2's average-pooling baseline (the ``h_i`` are averaged).
+            ``temporal_depth=0`` is Table 2's average-pooling baseline (the ``h_i`` are averaged);
+            default 4. The ``temporal_*`` options belong to Model 2 and ``attention_order`` to
+            Model 3: given to another model type they raise ``ValueError``.
         classifier: ``"token"`` (CLS token) or ``"gap"`` (global average pooling). Models 1 and 2
             allow both (default ``token``); Models 3 and 4 have no CLS token (``gap`` only).
         attention_order: Model 3 only, ``"space_time"`` (paper) or ``"time_space"``.
@@ -402,11 +360,11 @@ class ViViT(nn.Module):
         depth: int = 12,
         num_heads: int = 12,
         mlp_dim: int = 3072,
-        temporal_depth: int = 4,
+        temporal_depth: int | None = None,
         temporal_num_heads: int | None = None,
         temporal_mlp_dim: int | None = None,
         classifier: Literal["token", "gap"] | None = None,
-        attention_order: Literal["space_time", "time_space"] = "space_time",
+        attention_order: Literal["space_time", "time_space"] | None = None,
         qkv_bias: bool = True,
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
@@ -418,6 +376,16 @@ class ViViT(nn.Module):
         if model_type not in MODEL_TYPES:
             raise ValueError(f"unknown ViViT model_type {model_type!r}; choose from {MODEL_TYPES}")
         factorised_attn = model_type in ("factorised_self_attention", "factorised_dot_product")
+        # Options of one model type only: refused elsewhere instead of silently ignored.
+        own = {"temporal_depth": (temporal_depth, "factorised_encoder"),
+               "temporal_num_heads": (temporal_num_heads, "factorised_encoder"),
+               "temporal_mlp_dim": (temporal_mlp_dim, "factorised_encoder"),
+               "attention_order": (attention_order, "factorised_self_attention")}
+        for opt, (value, owner) in own.items():
+            if value is not None and model_type != owner:
+                raise ValueError(f"{opt}={value!r} is an option of ViViT {owner} only, not of {model_type}")
+        temporal_depth = 4 if temporal_depth is None else temporal_depth
+        attention_order = attention_order or "space_time"
         if classifier is None:
             classifier = "gap" if factorised_attn else "token"
         if classifier not in ("token", "gap"):
@@ -438,7 +406,6 @@ class ViViT(nn.Module):
         self.num_frames = int(num_frames)
         self.img_size = to_ntuple(img_size, 2)
         self.embed_dim = self.num_features = embed_dim
-        self.grad_checkpointing = False
         act_layer = partial(nn.GELU, approximate="tanh" if gelu == "tanh" else "none")
         norm_layer = partial(nn.LayerNorm, eps=norm_eps)
 
@@ -488,13 +455,23 @@ class ViViT(nn.Module):
                 attn_layer = (partial(FactorisedDotProductAttention, num_temporal_tokens=nt)
                               if model_type == "factorised_dot_product" else Attention)
                 blocks = [
-                    Block(embed_dim, num_heads, mlp_dim, qkv_bias, drop_rate, attn_drop_rate, dpr[i], act_layer,
-                          norm_layer, attn_layer)
+                    Block(embed_dim, attn_layer(embed_dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop_rate,
+                                                proj_drop=drop_rate),
+                          mlp_dim, act_layer=act_layer, norm_layer=norm_layer, drop=drop_rate, drop_path=dpr[i])
                     for i in range(depth)
                 ]
             self.blocks = nn.ModuleList(blocks)
             self.norm = norm_layer(embed_dim)
-        self.head = _make_head(num_classes, embed_dim)
+        self.num_prefix_tokens = int(classifier == "token")
+        self.num_blocks = depth  # fewer after prune_intermediate_layers
+        self.grad_checkpointing = (0,) * len(self._stage_depths())
+        t_red = tubelet[0] if embedding == "tubelet" else max(self.num_frames // nt, 1)
+        self.feature_info = FeatureInfo(
+            dict(num_chs=embed_dim, reduction=tubelet[1], temporal_reduction=t_red,
+                 module=f"{'spatial.' if model_type == 'factorised_encoder' else ''}blocks.{i}")
+            for i in range(depth)
+        )
+        self.head = create_classifier(embed_dim, num_classes)
         self.init_weights()
 
     # ------------------------------------------------------------------------------------------
@@ -524,9 +501,7 @@ class ViViT(nn.Module):
                 nn.init.normal_(p, std=0.02)
             elif name.endswith("cls_token"):
                 nn.init.zeros_(p)
-        for m in self._heads():
-            nn.init.zeros_(m.weight)
-            nn.init.zeros_(m.bias)
+        self._init_head()
 
     def _heads(self) -> list[nn.Linear]:
         if isinstance(self.head, nn.Linear):
@@ -537,29 +512,34 @@ class ViViT(nn.Module):
             return list(self.head)
         return []
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each transformer block in the backward pass (saves activation memory)."""
-        self.grad_checkpointing = enable
+    def _stage_depths(self) -> tuple[int, ...]:
         if self.model_type == "factorised_encoder":
-            self.spatial.grad_checkpointing = enable
+            return len(self.spatial.blocks), (len(self.temporal.blocks) if self.temporal is not None else 0)
+        return (len(self.blocks),)
+
+    def _on_grad_checkpointing(self) -> None:
+        if self.model_type == "factorised_encoder":
+            self.spatial.grad_checkpointing = self.grad_checkpointing[0]
             if self.temporal is not None:
-                self.temporal.grad_checkpointing = enable
+                self.temporal.grad_checkpointing = self.grad_checkpointing[1]
 
     def no_weight_decay(self) -> set[str]:
         return {n for n, _ in self.named_parameters() if n.endswith(("pos_embed", "cls_token"))}
 
-    def reset_classifier(self, num_classes: NumClasses) -> None:
-        """Replace the classifier (zero-initialised); ``num_classes`` as in the constructor."""
-        ref = next(self.parameters())
-        self.num_classes = num_classes
-        self.head = _make_head(num_classes, self.embed_dim).to(device=ref.device, dtype=ref.dtype)
+    def _init_head(self) -> None:
+        """The authors' zero-initialised classifier (``output_projection`` in scenic)."""
         with torch.no_grad():
             for m in self._heads():
                 nn.init.zeros_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def load_image_pretrained(self, source, **options):
+        """Initialise from an image ViT (Sec. 3.4): :func:`init_from_image_vit` with ``options``."""
+        return init_from_image_vit(self, source, **options)
+
     # ------------------------------------------------------------------------------------------
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Checked input -> embedded tokens ``(B, n_t, n_h * n_w, d)``."""
         name = getattr(self, "model_name", f"ViViT({self.model_type})")
         check_input(x, ndim=5, channels=self.in_chans, layout="(B, C, T, H, W)", model=name)
         grid = self.patch_embed.grid(*x.shape[2:])
@@ -581,6 +561,40 @@ class ViViT(nn.Module):
         B, nt, hw, C = x.shape
         return self.spatial(x.reshape(B * nt, hw, C)).view(B, nt, C)
 
+    def _forward_blocks(self, x: torch.Tensor, take: Sequence[int] = (), channels_first: bool = True,
+                        stop: int | None = None):
+        """Embedding and blocks ``0..stop`` (Model 2: of the spatial encoder): the tokens after the last
+        one, before the final norm, and for the blocks in ``take`` (map, prefix tokens)."""
+        x = self._embed(x)
+        B, nt, hw, C = x.shape
+        fe = self.model_type == "factorised_encoder"
+        enc = self.spatial if fe else self
+        x = enc.embed(x.reshape(B * nt, hw, C)) if fe else self.embed(x.flatten(1, 2))
+        grid = self.grid
+        last = self.num_blocks - 1 if stop is None else min(stop, self.num_blocks - 1)
+        n_ckpt = self.grad_checkpointing[0]
+        if not take:
+            return run_blocks(enc.blocks[: last + 1], x, n_ckpt), []
+        feats = []
+        for i in range(last + 1):
+            x = run_blocks(enc.blocks[i : i + 1], x, int(i < n_ckpt))
+            if i in take and fe:  # frames are the batch: one clip map (B, C, n_t, h, w) from B*n_t frames
+                P = self.num_prefix_tokens
+                prefix = x[:, :P].reshape(B, nt * P, C)
+                f, cont = take_map(x[:, P:].reshape(B, *self.grid, C), channels_first)
+                x = torch.cat([x[:, :P], cont.reshape(B * nt, hw, C)], dim=1)
+                feats.append((f, prefix))
+            elif i in take:
+                f, prefix, x = take_tokens(x, self.num_prefix_tokens, grid, channels_first)
+                feats.append((f, prefix))
+        return x, feats
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Models 1, 3, 4: Eq. 1, the CLS token prepended then the positional embedding added."""
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+        return self.pos_drop(x + self.pos_embed.to(x.dtype))
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Tokens after the final LayerNorm: ``(B, [1 +] n_t*n_h*n_w, d)`` for Models 1, 3, 4 and the
         temporal encoder's ``(B, [1 +] n_t, d)`` for Model 2 (the CLS token first with ``token``;
@@ -588,11 +602,44 @@ class ViViT(nn.Module):
         if self.model_type == "factorised_encoder":
             h = self.forward_spatial(x)
             return h if self.temporal is None else self.temporal.forward_tokens(h)
-        x = self._embed(x).flatten(1, 2)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        x = self.pos_drop(x + self.pos_embed.to(x.dtype))  # Eq. 1: after the CLS token is prepended
-        return self.norm(_run_blocks(self.blocks, x, self.grad_checkpointing))
+        return self.norm(self._forward_blocks(x)[0])
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None, norm: bool = False,
+                              output_fmt: str = "NCTHW", intermediates_only: bool = False,
+                              return_prefix_tokens: bool = False):
+        """Block outputs (Model 2: the spatial encoder's) as ``(B, d, n_t, n_h, n_w)`` maps; ``norm`` applies
+        the final LayerNorm (Model 2: the spatial encoder's); with ``return_prefix_tokens`` each entry is
+        ``(map, CLS tokens)`` (``(B, 1, d)``; Model 2 ``(B, n_t, d)``, one per frame; empty without a CLS
+        token)."""
+        cf = check_output_fmt(output_fmt, video=True)
+        take, last = feature_take_indices(self.num_blocks, indices)
+        if not intermediates_only and self.model_type == "factorised_encoder":
+            tokens, feats = self._forward_blocks(x, take, cf)
+            h = self.spatial.pool(self.spatial.norm(tokens)).view(x.shape[0], self.grid[0], -1)
+            final = h if self.temporal is None else self.temporal.forward_tokens(h)
+        else:
+            tokens, feats = self._forward_blocks(x, take, cf, last if intermediates_only else None)
+            final = None if intermediates_only else self.norm(tokens)
+        if norm:
+            ln = self.spatial.norm if self.model_type == "factorised_encoder" else self.norm
+            feats = [(ln(f.movedim(1, -1)).movedim(-1, 1) if cf else ln(f), ln(p)) for f, p in feats]
+        out = [(f, p) if return_prefix_tokens else f for f, p in feats]
+        return out if intermediates_only else (final, out)
+
+    def prune_intermediate_layers(self, indices: int | Sequence[int] | None = None, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        take, last = feature_take_indices(self.num_blocks, indices)
+        enc = self.spatial if self.model_type == "factorised_encoder" else self
+        enc.blocks = enc.blocks[: last + 1]
+        self.num_blocks = last + 1
+        if self.model_type == "factorised_encoder":
+            self.temporal = None  # it reads the spatial encoder's pooled output, which pruning changes
+        if prune_norm:
+            enc.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0)
+        self.grad_checkpointing = tuple(min(c, d) for c, d in zip(self.grad_checkpointing, self._stage_depths()))
+        return take
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
         """Pool (CLS token or mean over tokens) and classify; returns a tensor, a tuple or a dict
@@ -651,19 +698,12 @@ class ViViT(nn.Module):
 
 
 def _resize_pos_grid(grid: torch.Tensor, src: tuple[int, int], dst: tuple[int, int], mode: str) -> torch.Tensor:
-    """``(1, gh*gw, D)`` -> ``(1, nh*nw, D)`` by 2D interpolation of the grid."""
-    if src == dst:
-        return grid
-    D = grid.shape[-1]
-    g = grid.reshape(1, src[0], src[1], D).permute(0, 3, 1, 2).float()
-    if mode == "bilinear":
-        # scipy.ndimage.zoom(order=1) of the authors' 'resize' maps corner to corner.
-        g = F.interpolate(g, size=dst, mode="bilinear", align_corners=True)
-    elif mode == "bicubic":
-        g = F.interpolate(g, size=dst, mode="bicubic", align_corners=False)  # timm's resample_abs_pos_embed
-    else:
+    """``(1, gh*gw, D)`` -> ``(1, nh*nw, D)``: ``"bilinear"`` is the authors' ``resize``
+    (``scipy.ndimage.zoom(order=1)``, corner to corner), ``"bicubic"`` timm's interpolation."""
+    if mode not in ("bilinear", "bicubic"):
         raise ValueError(f"pos_interpolation must be 'bilinear' or 'bicubic', got {mode!r}")
-    return g.permute(0, 2, 3, 1).reshape(1, dst[0] * dst[1], D).to(grid.dtype)
+    return resample_pos_embed(grid, dst, src, num_prefix_tokens=0, mode=mode, align_corners=mode == "bilinear",
+                              antialias=False)
 
 
 @torch.no_grad()
@@ -714,6 +754,10 @@ def init_from_image_vit(
     if temporal_attn_init not in ("zero", "copy_spatial", "zero_proj"):
         raise ValueError(f"temporal_attn_init must be 'zero', 'copy_spatial' or 'zero_proj', got {temporal_attn_init!r}")
     vit = load_image_vit(source, layout=layout)
+    scaled = sorted(k for k in vit if k.endswith((".ls1.gamma", ".ls2.gamma")))
+    if scaled:
+        raise ValueError(f"the image ViT has layer scale ({scaled[0]}, ...), which ViViT's blocks do not have: "
+                         "its blocks would compute something else")
     target = model.state_dict()
     new: dict[str, torch.Tensor] = {}
     used: set[str] = set()
@@ -851,103 +895,77 @@ def _card(size: str, model_type: str) -> ModelCard:
     )
 
 
-class ViViTOptions(TypedDict, total=False):
-    """Keyword overrides of every ``vivit_*`` builder (PEP 692), named as in :class:`ViViT`.
-
-    Left out (or ``None``), an option takes the size's value (:data:`VIVIT_SIZES`: ``embed_dim``,
-    ``depth``, ``num_heads``, ``mlp_dim``) or the :class:`ViViT` default, the one place the
-    defaults live: 400 classes, 32 frames at 224x224, 3 channels, ``"tubelet"`` embedding of
-    ``(2, 16, 16)``, no dropout or stochastic depth, LayerNorm eps 1e-6, tanh GELU.
-
-    * ``num_classes``: an ``int``, a tuple of ints or a ``{name: int}`` mapping (multi-head).
-    * ``num_frames``, ``img_size``, ``in_chans``: the input clip.
-    * ``embedding``, ``tubelet_size``, ``num_sampled_frames``: tubelet or uniform-frame embedding (Sec. 3.2).
-    * ``embed_dim``, ``depth``, ``num_heads``, ``mlp_dim``: the transformer.
-    * ``drop_rate``, ``attn_drop_rate``, ``drop_path_rate``: regularisation.
-    * ``norm_eps``, ``gelu``: LayerNorm epsilon and GELU form (``"tanh"`` or ``"exact"``).
-    """
-
-    num_classes: NumClasses
-    num_frames: int
-    img_size: int | tuple[int, int]
-    in_chans: int
-    embedding: Literal["tubelet", "frame"]
-    tubelet_size: int | tuple[int, int, int]
-    num_sampled_frames: int | None
-    embed_dim: int | None
-    depth: int | None
-    num_heads: int | None
-    mlp_dim: int | None
-    drop_rate: float
-    attn_drop_rate: float
-    drop_path_rate: float
-    norm_eps: float
-    gelu: Literal["tanh", "exact"]
+def _create(size: str, model_type: str, kwargs: dict) -> ViViT:
+    return build_model(ViViT, dict(model_type=model_type, **VIVIT_SIZES[size]), kwargs)
 
 
-class ViViTClassifierOptions(ViViTOptions, total=False):
-    """Models 1 and 2 (they have a CLS token) add ``classifier``: ``"token"`` (default) or ``"gap"``."""
-
-    classifier: Literal["token", "gap"]
-
-
-class ViViTFactorisedEncoderOptions(ViViTClassifierOptions, total=False):
-    """Model 2 adds the temporal encoder: ``temporal_depth`` (``L_t``, default 4; 0 averages the
-    frame tokens), ``temporal_num_heads`` and ``temporal_mlp_dim`` (default: the spatial ones)."""
-
-    temporal_depth: int
-    temporal_num_heads: int | None
-    temporal_mlp_dim: int | None
+@register_model(_card("base", "spatiotemporal"))
+def vivit_base_spatiotemporal(**kwargs) -> ViViT:
+    """ViViT-B/16x2 Model 1 (spatio-temporal attention over all tokens); d=768, L=12, heads=12, MLP 3072; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("base", "spatiotemporal", kwargs)
 
 
-class ViViTFactorisedSelfAttentionOptions(ViViTOptions, total=False):
-    """Model 3 adds ``attention_order``: ``"space_time"`` (the paper, default) or ``"time_space"``."""
-
-    attention_order: Literal["space_time", "time_space"]
-
-
-def _build(size: str, model_type: str, options: ViViTOptions) -> ViViT:
-    cfg = {**VIVIT_SIZES[size], **{k: v for k, v in options.items() if v is not None}}
-    if "tubelet_size" in cfg:
-        cfg["tubelet_size"] = to_ntuple(cfg["tubelet_size"], 3)
-    return ViViT(model_type=model_type, **cfg)
+@register_model(_card("base", "factorised_encoder"))
+def vivit_base_factorised_encoder(**kwargs) -> ViViT:
+    """ViViT-B/16x2 Model 2 (factorised encoder: spatial then L_t = 4 temporal blocks); d=768, L=12, heads=12, MLP 3072; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("base", "factorised_encoder", kwargs)
 
 
-def _builders_for(size: str) -> dict[str, Callable[..., ViViT]]:
-    # One builder per model type; the Unpack annotations tell the registry which overrides each takes.
-    def spatiotemporal(**options: Unpack[ViViTClassifierOptions]) -> ViViT:
-        return _build(size, "spatiotemporal", options)
-
-    def factorised_encoder(**options: Unpack[ViViTFactorisedEncoderOptions]) -> ViViT:
-        return _build(size, "factorised_encoder", options)
-
-    def factorised_self_attention(**options: Unpack[ViViTFactorisedSelfAttentionOptions]) -> ViViT:
-        return _build(size, "factorised_self_attention", options)
-
-    def factorised_dot_product(**options: Unpack[ViViTOptions]) -> ViViT:
-        return _build(size, "factorised_dot_product", options)
-
-    return {
-        "spatiotemporal": spatiotemporal,
-        "factorised_encoder": factorised_encoder,
-        "factorised_self_attention": factorised_self_attention,
-        "factorised_dot_product": factorised_dot_product,
-    }
+@register_model(_card("base", "factorised_self_attention"))
+def vivit_base_factorised_self_attention(**kwargs) -> ViViT:
+    """ViViT-B/16x2 Model 3 (factorised self-attention: spatial then temporal MSA per block); d=768, L=12, heads=12, MLP 3072; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("base", "factorised_self_attention", kwargs)
 
 
-def _register_all() -> None:
-    for size, dims in VIVIT_SIZES.items():
-        for model_type, fn in _builders_for(size).items():
-            name = f"vivit_{size}_{model_type}"
-            fn.__name__ = fn.__qualname__ = name
-            fn.__doc__ = (
-                f"ViViT-{size[0].upper()}/16x2 {_NOTES[model_type].strip()} "
-                f"d={dims['embed_dim']}, L={dims['depth']}, heads={dims['num_heads']}, MLP {dims['mlp_dim']}; "
-                "32 frames at 224x224, tubelet 2x16x16, 400 classes by default. Keyword overrides use the "
-                "names of :class:`ViViT`."
-            )
-            globals()[name] = register_model(_card(size, model_type))(fn)
-            __all__.append(name)
+@register_model(_card("base", "factorised_dot_product"))
+def vivit_base_factorised_dot_product(**kwargs) -> ViViT:
+    """ViViT-B/16x2 Model 4 (factorised dot-product attention: half the heads over time); d=768, L=12, heads=12, MLP 3072; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("base", "factorised_dot_product", kwargs)
 
 
-_register_all()
+@register_model(_card("large", "spatiotemporal"))
+def vivit_large_spatiotemporal(**kwargs) -> ViViT:
+    """ViViT-L/16x2 Model 1 (spatio-temporal attention over all tokens); d=1024, L=24, heads=16, MLP 4096; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("large", "spatiotemporal", kwargs)
+
+
+@register_model(_card("large", "factorised_encoder"))
+def vivit_large_factorised_encoder(**kwargs) -> ViViT:
+    """ViViT-L/16x2 Model 2 (factorised encoder: spatial then L_t = 4 temporal blocks); d=1024, L=24, heads=16, MLP 4096; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("large", "factorised_encoder", kwargs)
+
+
+@register_model(_card("large", "factorised_self_attention"))
+def vivit_large_factorised_self_attention(**kwargs) -> ViViT:
+    """ViViT-L/16x2 Model 3 (factorised self-attention: spatial then temporal MSA per block); d=1024, L=24, heads=16, MLP 4096; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("large", "factorised_self_attention", kwargs)
+
+
+@register_model(_card("large", "factorised_dot_product"))
+def vivit_large_factorised_dot_product(**kwargs) -> ViViT:
+    """ViViT-L/16x2 Model 4 (factorised dot-product attention: half the heads over time); d=1024, L=24, heads=16, MLP 4096; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("large", "factorised_dot_product", kwargs)
+
+
+@register_model(_card("huge", "spatiotemporal"))
+def vivit_huge_spatiotemporal(**kwargs) -> ViViT:
+    """ViViT-H/16x2 Model 1 (spatio-temporal attention over all tokens); d=1280, L=32, heads=16, MLP 5120; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("huge", "spatiotemporal", kwargs)
+
+
+@register_model(_card("huge", "factorised_encoder"))
+def vivit_huge_factorised_encoder(**kwargs) -> ViViT:
+    """ViViT-H/16x2 Model 2 (factorised encoder: spatial then L_t = 4 temporal blocks); d=1280, L=32, heads=16, MLP 5120; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("huge", "factorised_encoder", kwargs)
+
+
+@register_model(_card("huge", "factorised_self_attention"))
+def vivit_huge_factorised_self_attention(**kwargs) -> ViViT:
+    """ViViT-H/16x2 Model 3 (factorised self-attention: spatial then temporal MSA per block); d=1280, L=32, heads=16, MLP 5120; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("huge", "factorised_self_attention", kwargs)
+
+
+@register_model(_card("huge", "factorised_dot_product"))
+def vivit_huge_factorised_dot_product(**kwargs) -> ViViT:
+    """ViViT-H/16x2 Model 4 (factorised dot-product attention: half the heads over time); d=1280, L=32, heads=16, MLP 5120; 32x224x224, tubelet 2x16x16, 400 classes."""
+    return _create("huge", "factorised_dot_product", kwargs)

@@ -13,10 +13,10 @@ two export-time fixes that leave the eager models untouched:
 * ``aten::movedim`` with negative dimensions (the channels-last views of UniFormer and H-UniFormer)
   is exported by a symbolic that normalises the dimensions; the stock one writes invalid ``perm``s;
 * ``aten::addmv`` (UniFormerV2's BatchNorm folded into a Linear at eval) has no stock symbolic;
-* UniFormerV2 prepends its class token by slice assignment into a new tensor, and adds residuals
-  in place when autograd records nothing; traced, slice writes bake the example batch size into the
-  graph. Export therefore traces with every parameter requiring grad (the models then take their
-  functional paths) and swaps in a ``torch.cat`` version of the class-token step.
+* models take in-place shortcuts (slice writes into preallocated tensors, in-place residuals) only
+  when autograd records nothing; traced, slice writes bake the example batch size into the graph.
+  Export therefore traces with every parameter requiring grad, so the models take their functional
+  paths (they also check ``torch.jit.is_tracing()`` themselves). No model is patched.
 
 After export the graph is run with onnxruntime on batch sizes different from the traced one and
 compared with PyTorch; a difference above ``atol`` (default 1e-4) is an error.
@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import json
 import os
-import types
 import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -93,23 +92,8 @@ def _addmv_symbolic(g, self, mat, vec, beta, alpha):
     return g.op("Add", base, out)
 
 
-def _uniformerv2_embed(self, x: torch.Tensor):
-    # Same computation as UniFormerV2.embed, with the class token concatenated instead of written
-    # into a preallocated tensor (which the tracer records with a constant batch size).
-    self._check(x)
-    tokens, frames, grid = self.patch_embed(x)
-    cls = self.cls_token.to(tokens.dtype).expand(tokens.shape[0], -1, -1)
-    out = torch.cat([cls, tokens], dim=1) + self.pos_embed_for(grid).to(tokens.dtype)
-    return self.norm_pre(out), frames, grid
-
-
 @contextlib.contextmanager
 def _export_fixes(model: nn.Module):
-    patched: list[nn.Module] = []
-    for m in model.modules():
-        if type(m).__name__ == "UniFormerV2" and hasattr(m, "embed") and hasattr(m, "pos_embed_for"):
-            m.embed = types.MethodType(_uniformerv2_embed, m)
-            patched.append(m)
     # Models take in-place shortcuts (slice writes into preallocated tensors) only when autograd records
     # nothing; the tracer would bake the example batch into those. With every parameter requiring grad
     # the functional paths are traced (the exported graph is the same computation).
@@ -130,8 +114,6 @@ def _export_fixes(model: nn.Module):
                 pass
         for p in frozen:
             p.requires_grad_(False)
-        for m in patched:
-            del m.embed  # back to the class method
 
 
 # ------------------------------------------------------------------------------------------------
@@ -245,10 +227,8 @@ def export_onnx(
         err = check_onnx(model, path, input_shape, batches)
         result.max_abs_err, result.checked_batches = err, batches
         if not err <= atol:
-            hint = ""
-            if type(model).__name__ == "HUniFormer":
-                hint = ("; models that pick tokens by score (H-UniFormer's token shrinking) break exact ties "
-                        "differently in onnxruntime, and untrained weights make ties")
+            note = getattr(model, "export_note", "")  # what a model knows about its own export
+            hint = f"; {note}" if note else ""
             raise RuntimeError(f"ONNX output differs from PyTorch by {err:.3g} (> atol {atol:g}) for {path}{hint}")
     return result
 
