@@ -1,6 +1,6 @@
 """Throughput of the light-weight UniFormer (XXS / XS) against UniFormer-S at the same input.
 
-The paper (001 Sec. 6.6, Tables 11-12) sells the hourglass models by their accuracy-throughput
+The paper (UniFormer TPAMI Sec. 6.6, Tables 11-12) sells the hourglass models by their accuracy-throughput
 trade-off; this prints clips/s for batch 1 and a large batch (inference, eval mode) so the 2-4x
 claim can be checked on your hardware. Wall-clock and process CPU time are both reported; on a
 shared machine the CPU-time numbers (per thread) are the stable ones.

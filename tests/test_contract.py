@@ -90,6 +90,9 @@ def test_intermediates_match_feature_info(name):
         last = model.forward_intermediates(x, indices=1, output_fmt="NTHWC" if video else "NHWC",
                                            intermediates_only=True)
         assert torch.equal(model.forward_head(final), model(x))
+        final_n, inter_n = model.forward_intermediates(x, norm=True)
+        torch.testing.assert_close(model.forward_head(final_n), model(x), rtol=0, atol=1e-6)
+        assert [f.shape for f in inter_n] == [f.shape for f in inter]
     assert len(inter) == len(info)
     for f, spec in zip(inter, info):
         assert spec["module"] in modules
@@ -115,6 +118,9 @@ def test_intermediates_stay_in_the_graph(name):
     assert all(g is not None for g in grads)
     # (with a class-token head the last block's patch tokens get no gradient: only the earlier map must)
     assert grads[0].abs().sum() > 0
+    # the last map with the final norm applied (Grad-CAM's "output" position) is in the graph too
+    final, (last,) = model.forward_intermediates(x, indices=[-1], norm=True)
+    assert torch.autograd.grad(model.forward_head(final)[:, 0].sum(), last, allow_unused=True)[0] is not None
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -1,4 +1,4 @@
-"""DualFormer (seed 004): paper numbers, parity with the authors' code, any-size support,
+"""DualFormer (arXiv 2112.04674): paper numbers, parity with the authors' code, any-size support,
 checkpoint conversion and 2D inflation."""
 
 from __future__ import annotations
@@ -287,24 +287,6 @@ def test_model_contract():
         model(torch.randn(2, 8, 64, 64, 3))
     with pytest.raises(TypeError):
         vf.create_model("dualformer_tiny", not_an_option=1)
-
-
-def test_grad_checkpointing_same_gradients():
-    torch.manual_seed(0)
-    model = vf.create_model("dualformer_tiny", **TINY, drop_path_rate=0.0, head_drop_rate=0.0, num_frames=8, img_size=64)
-    model.train()
-    x = torch.randn(2, 3, 8, 64, 64)
-
-    def grads():
-        model.zero_grad()
-        model(x).square().sum().backward()
-        return {k: p.grad.clone() for k, p in model.named_parameters()}
-
-    g0 = grads()
-    model.set_grad_checkpointing(True)
-    g1 = grads()
-    for k in g0:
-        assert torch.allclose(g0[k], g1[k], atol=1e-6), k
 
 
 @pytest.mark.gpu

@@ -120,7 +120,7 @@ def test_demo_cam_quick(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     cam = m["demo"]["cam"]
     assert m["demo"]["task"] == "temporal" and m["demo"]["shuffled_direction_acc"] is not None
-    assert cam["num_clips"] == 12 and cam["feature_map"] == [4, 2, 2] and cam["position"] == "input"
+    assert cam["num_clips"] == 12 and cam["feature_map"] == [4, 4, 4] and cam["position"] == "input"
     assert len(cam["per_class"]) == 6 and sum(c["clips"] for c in cam["per_class"].values()) == 12
     for entry in [*cam["per_class"].values(), cam["all"]]:
         for k in ("mass", "mass_output", "area", "frac_above_area"):

@@ -88,6 +88,7 @@ __all__ = [
     "load_image_vit",
     "convert_hf_blocks",
     "resample_pos_embed",
+    "HF_TOP_KEYS",
 ]
 
 VitLayout = Literal["timm", "hf", "clip", "npz"]
@@ -337,7 +338,7 @@ def _from_timm(sd: Mapping[str, torch.Tensor]) -> tuple[StateDict, list[str]]:
 # ---------------------------------------------------------------------------------------------
 # HF transformers ViT (v5 and v4 names)
 
-_HF_TOP = {
+HF_TOP_KEYS = {
     "embeddings.cls_token": "cls_token",
     "embeddings.position_embeddings": "pos_embed",
     "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
@@ -416,8 +417,8 @@ def _from_hf(sd: Mapping[str, torch.Tensor]) -> tuple[StateDict, list[str]]:
     out, _, leftover = convert_hf_blocks(flat)
     unknown = []
     for k in leftover:
-        if k in _HF_TOP:
-            out[_HF_TOP[k]] = flat[k]
+        if k in HF_TOP_KEYS:
+            out[HF_TOP_KEYS[k]] = flat[k]
         elif k not in _HF_IGNORED:
             unknown.append(k)
     return out, unknown

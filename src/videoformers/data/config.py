@@ -14,7 +14,7 @@ SAMPLINGS = ("dense", "uniform", "sparse")
 class DataConfig:
     """Data pipeline settings. Field names and defaults are the contract with ``videoformers.engine``.
 
-    Defaults follow UniFormer's Kinetics recipe (001 Sec. 6.2): dense 16x4 clips, short-side jitter
+    Defaults follow UniFormer's Kinetics recipe (UniFormer TPAMI Sec. 6.2): dense 16x4 clips, short-side jitter
     256-320 and a 224 crop in training, short side 224 and a centre crop at test.
     """
 

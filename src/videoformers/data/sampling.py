@@ -6,11 +6,11 @@ clips (the views that evaluation averages).
 
 * ``dense`` -- ``num_frames`` frames at a fixed stride (``frame_interval``) from a random start in
   training and from ``num_clips`` evenly spaced starts at test: UniFormer's Kinetics setting
-  (001 Sec. 6.2, "16x4" / "8x8" = frames x stride; PySlowFast's offset sampling at test).
+  (UniFormer TPAMI Sec. 6.2, "16x4" / "8x8" = frames x stride; PySlowFast's offset sampling at test).
 * ``uniform`` -- TSN segment sampling (Wang et al. 2016), as used for Something-Something: the video
   is cut into ``num_frames`` equal segments and one frame is taken per segment, at a random position in
   training and at the centre at test (clip ``k`` of ``K`` at ``(k + 0.5) / K`` of each segment).
-* ``sparse`` -- UniFormerV2's sampling (000 Sec. 4, code ``get_seq_frames``): segments of
+* ``sparse`` -- UniFormerV2's sampling (UniFormerV2 Sec. 4, code ``get_seq_frames``): segments of
   ``(n - 1) / num_frames`` frames with rounded bounds, a random frame in each in training, and at test
   clip ``k`` of ``K`` at ``(k + 1) / (K + 1)`` of each segment.
 

@@ -142,7 +142,7 @@ def scale_jitter_crop_box(
     height: int, width: int, size: int, scale_range: tuple[int, int], generator: torch.Generator | None = None
 ) -> Box:
     """Box for "resize the short side to a random ``s`` in ``scale_range``, then take a random
-    ``size x size`` crop" (UniFormer / PySlowFast training, 001 Sec. 6.2), expressed in the original
+    ``size x size`` crop" (UniFormer / PySlowFast training, UniFormer TPAMI Sec. 6.2), expressed in the original
     frame's coordinates so only the crop is resized."""
     s = _randint(int(scale_range[0]), int(scale_range[1]), generator)
     factor = s / min(height, width)
@@ -490,7 +490,7 @@ _RA_OPS: dict[str, tuple[Callable, Callable[[float, object], float]]] = {
 class RandAugment:
     """RandAugment (Cubuk et al. 2020) with ``n`` ops of magnitude ``m`` (0-10), temporally consistent:
     the ops, their magnitudes and signs are drawn once per clip and applied to every frame, as ViViT
-    (003 Sec. 4.1, Table 7) and UniFormerV2 (``rand-m7-n4-mstd0.5-inc1``) use it. Each chosen op is applied
+    (ViViT Sec. 4.1, Table 7) and UniFormerV2 (``rand-m7-n4-mstd0.5-inc1``) use it. Each chosen op is applied
     with probability ``p``; ``mstd`` adds Gaussian noise to the magnitude per op (timm's ``mstd``)."""
 
     def __init__(self, n: int = 2, m: float = 9.0, mstd: float = 0.5, p: float = 0.5,

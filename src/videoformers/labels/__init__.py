@@ -13,7 +13,7 @@ name                        size   order
                                    the order of their released K400 heads
 ``kinetics600``             600    alphabetical
 ``kinetics700``             700    alphabetical
-``kinetics710``             710    UniFormerV2's Kinetics-710 (000 Appendix F): rows 0-399 are
+``kinetics710``             710    UniFormerV2's Kinetics-710 (UniFormerV2 Appendix F): rows 0-399 are
                                    K400, then the K600/K700 classes K400 lacks
 ``ssv2``                    174    Something-Something v2 label ids 0..173 (the official
                                    ``something-something-v2-labels.json`` order)

@@ -406,13 +406,14 @@ class DualFormer(ModelContract, nn.Module):
         cf = check_output_fmt(output_fmt, video=True)
         take, last = feature_take_indices(self.num_stages, indices)
         x, feats = self._forward_stages(x, take, cf, last if intermediates_only else None)
-        final = None
         if norm and len(self.stages) - 1 in take:
-            final = self.norm(x)
-            feats[-1] = final.permute(0, 4, 1, 2, 3) if cf else final
+            feats[-1], x = take_map(self.norm(x), cf)  # the head reads a view of the returned map
+            if intermediates_only:
+                return feats
+            return (feats[-1] if cf else x.permute(0, 4, 1, 2, 3)), feats
         if intermediates_only:
             return feats
-        return (final if final is not None else self.norm(x)).permute(0, 4, 1, 2, 3), feats
+        return self.norm(x).permute(0, 4, 1, 2, 3), feats
 
     def prune_intermediate_layers(self, indices: int | Sequence[int] | None = None, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:

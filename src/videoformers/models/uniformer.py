@@ -384,8 +384,12 @@ class UniFormer(ModelContract, nn.Module):
         x, feats = self._forward_stages(x, take, cf, last if intermediates_only else 3)
         final = None
         if norm and 3 in take:
-            final = self._final_norm(x)  # (B, C, ...): the map the head reads
-            feats[-1] = final if cf else final.movedim(1, -1)
+            final = self._final_norm(x)  # (B, C, ...): the map the head reads (a view of the returned one)
+            if not cf:
+                feats[-1] = final.movedim(1, -1)
+                final = feats[-1].movedim(-1, 1)
+            else:
+                feats[-1] = final
         if intermediates_only:
             return feats
         return (final if final is not None else self._final_norm(x)), feats

@@ -198,20 +198,24 @@ class VisionTransformer(ModelContract, nn.Module):
         with ``return_prefix_tokens`` each entry is ``(map, class token (B, 1, D))``."""
         cf = check_output_fmt(output_fmt, video=False)
         take, last = feature_take_indices(self.num_blocks, indices)
+        x, feats = self._forward_blocks(x, take, cf, last if intermediates_only else None)
+        final = None
         if norm:
-            # Normalised maps are not the tensors the trunk continues from: take them after the fact.
-            x, raw = self._forward_blocks(x, take, True, last if intermediates_only else None)
-            feats = []
-            for f, prefix in raw:
-                tokens = self.norm(torch.cat([prefix, f.flatten(2).transpose(1, 2)], dim=1))
-                grid_cl = tokens[:, self.num_prefix_tokens:].reshape(f.shape[0], *f.shape[2:], -1)
-                feats.append((grid_cl.movedim(-1, 1) if cf else grid_cl, tokens[:, : self.num_prefix_tokens]))
-        else:
-            x, feats = self._forward_blocks(x, take, cf, last if intermediates_only else None)
+            grid = feats[0][0].shape[2:] if cf else feats[0][0].shape[1:3]
+            for j, i in enumerate(take):
+                if i == self.num_blocks - 1 and not intermediates_only:
+                    # from the normalised tokens the head reads, so that the map stays in the graph
+                    f, p, final = take_tokens(self.norm(x), self.num_prefix_tokens, grid, cf)
+                else:  # the final norm applied to an earlier block's tokens (timm's norm=True)
+                    f, p = feats[j]
+                    f, p, _ = take_tokens(self.norm(torch.cat([p, (f.flatten(2).transpose(1, 2) if cf
+                                                                    else f.flatten(1, 2))], dim=1)),
+                                          self.num_prefix_tokens, grid, cf)
+                feats[j] = (f, p)
         out = [(f, p) if return_prefix_tokens else f for f, p in feats]
         if intermediates_only:
             return out
-        return self.norm(x), out
+        return (self.norm(x) if final is None else final), out
 
     def prune_intermediate_layers(self, indices: int | Sequence[int] | None = None, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:

@@ -52,7 +52,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoints.vit_layouts import resample_pos_embed
+from ..checkpoints.vit_layouts import HF_TOP_KEYS, convert_hf_blocks, resample_pos_embed
 from ..ops import Linear
 from ..registry import ModelCard, build_model, register_model
 from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_map, take_tokens
@@ -578,16 +578,20 @@ class ViViT(ModelContract, nn.Module):
         feats = []
         for i in range(last + 1):
             x = run_blocks(enc.blocks[i : i + 1], x, int(i < n_ckpt))
-            if i in take and fe:  # frames are the batch: one clip map (B, C, n_t, h, w) from B*n_t frames
-                P = self.num_prefix_tokens
-                prefix = x[:, :P].reshape(B, nt * P, C)
-                f, cont = take_map(x[:, P:].reshape(B, *self.grid, C), channels_first)
-                x = torch.cat([x[:, :P], cont.reshape(B * nt, hw, C)], dim=1)
-                feats.append((f, prefix))
-            elif i in take:
-                f, prefix, x = take_tokens(x, self.num_prefix_tokens, grid, channels_first)
+            if i in take:
+                f, prefix, x = self._take(x, channels_first)
                 feats.append((f, prefix))
         return x, feats
+
+    def _take(self, x: torch.Tensor, channels_first: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Block tokens -> (map, prefix tokens, the tokens to continue from, rebuilt from the map)."""
+        if self.model_type != "factorised_encoder":
+            return take_tokens(x, self.num_prefix_tokens, self.grid, channels_first)
+        # frames are the batch: one clip map (B, C, n_t, h, w) from the B*n_t frames' tokens
+        P, (nt, nh, nw), C = self.num_prefix_tokens, self.grid, x.shape[-1]
+        B = x.shape[0] // nt
+        f, cont = take_map(x[:, P:].reshape(B, nt, nh, nw, C), channels_first)
+        return f, x[:, :P].reshape(B, nt * P, C), torch.cat([x[:, :P], cont.reshape(B * nt, nh * nw, C)], dim=1)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Models 1, 3, 4: Eq. 1, the CLS token prepended then the positional embedding added."""
@@ -613,18 +617,27 @@ class ViViT(ModelContract, nn.Module):
         token)."""
         cf = check_output_fmt(output_fmt, video=True)
         take, last = feature_take_indices(self.num_blocks, indices)
-        if not intermediates_only and self.model_type == "factorised_encoder":
-            tokens, feats = self._forward_blocks(x, take, cf)
-            h = self.spatial.pool(self.spatial.norm(tokens)).view(x.shape[0], self.grid[0], -1)
-            final = h if self.temporal is None else self.temporal.forward_tokens(h)
-        else:
-            tokens, feats = self._forward_blocks(x, take, cf, last if intermediates_only else None)
-            final = None if intermediates_only else self.norm(tokens)
+        fe = self.model_type == "factorised_encoder"
+        ln = self.spatial.norm if fe else self.norm
+        tokens, feats = self._forward_blocks(x, take, cf, last if intermediates_only else None)
+        normed = None
         if norm:
-            ln = self.spatial.norm if self.model_type == "factorised_encoder" else self.norm
-            feats = [(ln(f.movedim(1, -1)).movedim(-1, 1) if cf else ln(f), ln(p)) for f, p in feats]
+            for j, i in enumerate(take):
+                if i == self.num_blocks - 1 and not intermediates_only:
+                    # from the normalised tokens the head reads, so that the map stays in the graph
+                    f, p, normed = self._take(ln(tokens), cf)
+                    feats[j] = (f, p)
+                else:
+                    f, p = feats[j]
+                    feats[j] = (ln(f.movedim(1, -1)).movedim(-1, 1) if cf else ln(f), ln(p))
         out = [(f, p) if return_prefix_tokens else f for f, p in feats]
-        return out if intermediates_only else (final, out)
+        if intermediates_only:
+            return out
+        normed = ln(tokens) if normed is None else normed
+        if fe:
+            h = self.spatial.pool(normed).view(x.shape[0], self.grid[0], -1)
+            return (h if self.temporal is None else self.temporal.forward_tokens(h)), out
+        return normed, out
 
     def prune_intermediate_layers(self, indices: int | Sequence[int] | None = None, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
@@ -667,27 +680,15 @@ class ViViT(ModelContract, nn.Module):
         (q, k, v order), ``classifier`` -> ``head``; ``VivitModel``'s tanh ``pooler`` (not part of
         ViViT) is dropped. HF implements Model 1 with a CLS token only.
         """
-        from ..checkpoints.vit_layouts import convert_hf_blocks
-
         keys = list(sd)
         hf = any(k.startswith("vivit.") for k in keys) or "embeddings.patch_embeddings.projection.weight" in sd
         if not hf:
             return dict(sd)
         flat = {(k[len("vivit."):] if k.startswith("vivit.") else k): v for k, v in sd.items()}
         out, _, leftover = convert_hf_blocks(flat, "blocks.")
-        top = {
-            "embeddings.cls_token": "cls_token",
-            "embeddings.position_embeddings": "pos_embed",
-            "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
-            "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
-            "layernorm.weight": "norm.weight",
-            "layernorm.bias": "norm.bias",
-            "classifier.weight": "head.weight",
-            "classifier.bias": "head.bias",
-        }
         for k in leftover:
-            if k in top:
-                out[top[k]] = flat[k]
+            if k in HF_TOP_KEYS and not k.startswith("pooler."):  # the same top-level names as HF's ViT
+                out[HF_TOP_KEYS[k]] = flat[k]
             elif not k.startswith("pooler."):
                 out[k] = flat[k]  # left for load_checkpoint to report by name
         return out

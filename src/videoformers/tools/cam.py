@@ -9,16 +9,16 @@ class score (the logit) with respect to ``A_c``; the map is ``ReLU(sum_c weight_
 (trilinear) to the clip's ``(T, H, W)`` and min-max scaled to ``[0, 1]`` per clip (over all its
 frames, so that frames stay comparable).
 
-The feature map is the *last stage*'s, read where it enters the stage (``position="input"``, the
-default) or where it leaves it (``"output"``):
+The feature map is read through the model contract (``forward_intermediates``, the same for every
+family): the last stage's *input* (``position="input"``, the default) -- the output of the stage or
+block before it -- or its *output* (``"output"``, with the final norm applied where the family has one):
 
-* UniFormer / H-UniFormer: the stage-4 stem's output (stride 32), which stage 4's global MHRA blocks
-  read (001 Sec. 3) | the final BatchNorm's output;
-* DualFormer: stage 4 after its downsampling | the final LayerNorm's output;
-* UniFormerV2: the patch tokens entering the last ViT block | leaving it (what the global UniBlocks
-  read, 000 Sec. 3.2), per frame;
-* ViViT: the tokens entering the last encoder block (of the spatial encoder for Model 2) | the final
-  LayerNorm's tokens.
+* UniFormer / H-UniFormer / DualFormer: stage 3's output (stride 16, what stage 4 downsamples and
+  reads) | stage 4's output after the final BatchNorm / LayerNorm (stride 32);
+* UniFormerV2: the tokens leaving the second-to-last ViT block | the last one (what the global
+  UniBlocks read, UniFormerV2 Sec. 3.2), per frame;
+* ViViT: the tokens leaving the second-to-last encoder block (of the spatial encoder for Model 2) |
+  the last one after the final LayerNorm.
 
 Why the input by default: a last stage of *global* attention (UniFormer's and H-UniFormer's stage 4,
 every ViT block) lets every position gather the evidence found anywhere, so the evidence read after
@@ -49,7 +49,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["grad_cam", "CamResult", "feature_layer", "overlay", "save_cam", "save_cam_grid", "cam_video",
+__all__ = ["grad_cam", "CamResult", "feature_maps", "overlay", "save_cam", "save_cam_grid", "cam_video",
            "motion_mask", "mass_on_mask"]
 
 
@@ -62,74 +62,23 @@ class CamResult:
     target: list[int]          # the class explained, per clip
 
 
-@dataclass
-class _Layer:
-    module: nn.Module
-    use_input: bool  # capture the module's input (else its output)
-    # captured tensor, input shape (B, C, T, H, W) -> feature map (B, C', t, h, w)
-    to_map: Callable[[torch.Tensor, Sequence[int]], torch.Tensor]
-
-
-def _tokens_to_map(tokens: torch.Tensor, batch: int, grid: Sequence[int]) -> torch.Tensor:
-    """``(B*t, [cls +] h*w, C)`` (per frame) or ``(B, [cls +] t*h*w, C)`` tokens -> ``(B, C, t, h, w)``;
-    leading class/query tokens are dropped."""
-    t, h, w = (int(g) for g in grid)
-    n, c = tokens.shape[1], tokens.shape[2]
-    if tokens.shape[0] == batch * t and n >= h * w:
-        x = tokens[:, n - h * w:].reshape(batch, t, h, w, c)
-    elif tokens.shape[0] == batch and n >= t * h * w:
-        x = tokens[:, n - t * h * w:].reshape(batch, t, h, w, c)
-    else:
-        raise ValueError(f"cannot map tokens {tuple(tokens.shape)} onto a {t}x{h}x{w} grid for batch {batch}")
-    return x.permute(0, 4, 1, 2, 3)
-
-
-def _channels_first(model: nn.Module) -> Callable[[torch.Tensor, Sequence[int]], torch.Tensor]:
-    c = getattr(model, "num_features", None)
-
-    def to_map(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-        if x.dim() != 5:
-            raise ValueError(f"expected a 5-D feature map, got {tuple(x.shape)}")
-        # channels-last (B, t, h, w, C) inside the stages; UniFormer's final BatchNorm is channels-first
-        return x.permute(0, 4, 1, 2, 3) if c is not None and x.shape[1] != c and x.shape[-1] == c else x
-
-    return to_map
-
-
 POSITIONS = ("input", "output")
 
 
-def feature_layer(model: nn.Module, position: str = "input") -> _Layer:
-    """Where Grad-CAM reads the last stage of ``model``: the feature map entering it (``"input"``,
-    the default) or leaving it (``"output"``); see the module docstring."""
+def feature_maps(model: nn.Module, video: torch.Tensor, position: str = "input"
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, feature map (B, C, t, h, w))`` of ``model`` on ``video``, the map where Grad-CAM reads
+    the last stage (see the module docstring), recorded in the graph of the logits."""
     if position not in POSITIONS:
         raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
-    kind = type(model).__name__
-    name = getattr(model, "model_name", kind)
-    if kind in ("UniFormer", "HUniFormer", "DualFormer"):
-        if getattr(model, "dims", 3) != 3:
-            raise ValueError(f"Grad-CAM here is for video models; {name} is an image model")
-        to_map = _channels_first(model)
-        if position == "output":
-            return _Layer(model.norm, False, to_map)
-        if kind == "DualFormer":  # after the stage's downsampling, before its first block
-            return _Layer(model.stages[-1].blocks[0], True, to_map)
-        return _Layer(model.patch_embed4, False, to_map)  # the stage-4 stem's output enters stage 4
-    if kind == "UniFormerV2":
-        p = int(model.patch_size)
-
-        def per_frame(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-            B, H, W = shape[0], shape[-2], shape[-1]
-            return _tokens_to_map(x, B, (x.shape[0] // B, H // p, W // p))
-
-        return _Layer(model.blocks[-1], position == "input", per_frame)
-    if kind == "ViViT":
-        enc = model.spatial if getattr(model, "model_type", "") == "factorised_encoder" else model
-        grid = tuple(model.grid)
-        module = enc.blocks[-1] if position == "input" else enc.norm
-        return _Layer(module, position == "input", lambda x, shape: _tokens_to_map(x, shape[0], grid))
-    raise ValueError(f"no Grad-CAM layer known for {kind}; supported: UniFormer, H-UniFormer, UniFormerV2, "
-                     "ViViT, DualFormer")
+    card = getattr(model, "model_card", None)
+    name = getattr(model, "model_name", type(model).__name__)
+    if (card is not None and not card.is_video) or not hasattr(model, "forward_intermediates"):
+        raise ValueError(f"Grad-CAM here is for video models with the model contract; {name} is not one")
+    index = -2 if position == "input" else -1
+    final, (feats,) = model.forward_intermediates(video, indices=[index], norm=position == "output",
+                                                  output_fmt="NCTHW")
+    return model.forward_head(final), feats
 
 
 def grad_cam(model: nn.Module, video: torch.Tensor, target: "int | Sequence[int] | None" = None,
@@ -144,21 +93,13 @@ def grad_cam(model: nn.Module, video: torch.Tensor, target: "int | Sequence[int]
         raise ValueError(f"grad_cam expects a video batch (B, C, T, H, W), got shape {tuple(video.shape)}")
     was_training = model.training
     model.eval()
-    layer = feature_layer(model, position)
-    captured: dict = {}
-    hooks = []
-    if layer.use_input:
-        hooks.append(layer.module.register_forward_pre_hook(lambda _m, args: captured.__setitem__("a", args[0])))
-    else:
-        hooks.append(layer.module.register_forward_hook(lambda _m, _a, out: captured.__setitem__("a", out)))
     try:
         x = video.detach().clone().requires_grad_(True)  # a graph even when every parameter is frozen
         with torch.enable_grad():
-            logits = model(x)
+            logits, feats = feature_maps(model, x, position)
             if not isinstance(logits, torch.Tensor):
                 raise ValueError("Grad-CAM needs a single-head classifier")
-            feats = captured.get("a")
-            if feats is None or not feats.requires_grad:
+            if not feats.requires_grad:
                 raise RuntimeError("the feature map was not recorded with gradients (frozen backbone?)")
             B = video.shape[0]
             if target is None:
@@ -171,11 +112,9 @@ def grad_cam(model: nn.Module, video: torch.Tensor, target: "int | Sequence[int]
                 raise ValueError(f"target {target!r} does not fit {B} clips and {logits.shape[-1]} classes")
             score = logits.gather(1, torch.tensor(tgt, device=logits.device)[:, None]).sum()
             grads = torch.autograd.grad(score, feats)[0]
-        a = layer.to_map(feats.detach(), video.shape).float()
-        g = layer.to_map(grads, video.shape).float()
+        a = feats.detach().float()
+        g = grads.float()
     finally:
-        for h in hooks:
-            h.remove()
         model.train(was_training)
     weights = g.mean(dim=(2, 3, 4), keepdim=True)
     signed = (weights * a).sum(1)                                        # (B, t, h, w)

@@ -36,8 +36,8 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".m
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 # Test-time sampling per family (the papers' protocols, as in the shipped recipes):
-# UniFormer 16x4 dense clips (001 Sec. 6.2), UniFormerV2 sparse segments (000 Sec. 4), ViViT 32 frames
-# at stride 2 with the short side at 256 for 224 crops (003 Sec. 4.1), DualFormer 32x2 dense clips.
+# UniFormer 16x4 dense clips (UniFormer TPAMI Sec. 6.2), UniFormerV2 sparse segments (UniFormerV2 Sec. 4), ViViT 32 frames
+# at stride 2 with the short side at 256 for 224 crops (ViViT Sec. 4.1), DualFormer 32x2 dense clips.
 _FAMILY_SAMPLING = {
     "uniformer": {"sampling": "dense", "frame_interval": 4, "short_side_ratio": 1.0},
     "uniformerv2": {"sampling": "sparse", "frame_interval": 1, "short_side_ratio": 1.0},
