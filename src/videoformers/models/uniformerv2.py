@@ -664,15 +664,18 @@ class UniFormerV2(ModelContract, nn.Module):
     def forward_fusion(self, x: torch.Tensor) -> torch.Tensor:
         """Global UniBlocks over the contexts ``x`` (from :meth:`forward_features`) and the multi-stage
         fusion (Sec. 3.3): ``Z = alpha * F + (1 - alpha) * F_C`` (``F`` alone when ``frozen``), ``(B, C)``."""
+        return self._fuse(x.unbind(1))
+
+    def _fuse(self, ctxs: Sequence[torch.Tensor]) -> torch.Tensor:
         if not len(self.global_blocks):
             raise RuntimeError("this UniFormerV2 was pruned to its backbone: use forward_intermediates")
-        B = x.shape[0]
+        B = ctxs[0].shape[0]
         state: dict = {"q": self.query.repeat(B, 1, 1)}  # a copy: module inputs must not be views of leaves
         for j in range(len(self.global_blocks)):
-            self._global_step(j, x[:, j], state)
+            self._global_step(j, ctxs[j], state)
         video = self._video_token(state)
         if self.alpha is not None:
-            frame_cls = x[:, -1, :, 0].mean(1).to(video.dtype)  # F_C (DPE leaves the class tokens alone)
+            frame_cls = ctxs[-1][:, :, 0].mean(1).to(video.dtype)  # F_C (DPE leaves the class tokens alone)
             video = torch.lerp(frame_cls, video, torch.sigmoid(self.alpha).to(video.dtype))
         return video
 
@@ -682,7 +685,10 @@ class UniFormerV2(ModelContract, nn.Module):
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        # forward_head(forward_features(x)) without stacking the contexts into one tensor (a copy)
+        z = self._fuse(self._forward_blocks(x)[0])
+        x = self.head_drop(self.fc_norm(z))
+        return self.head(x)
 
     # ------------------------------------------------------------------ checkpoints
     def convert_state_dict(self, sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

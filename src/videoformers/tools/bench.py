@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn as nn
 
+from videoformers.models.layers import DropPath
+
 from videoformers.analysis import LiveTensorMemory
 
 __all__ = ["benchmark", "BenchResult", "peak_flops", "PEAK_TFLOPS"]
@@ -282,9 +284,7 @@ def benchmark(
 def _train_dropout_off(model: nn.Module) -> None:
     """Train mode (BatchNorm batch statistics, grad checkpointing paths) without random dropping."""
     for m in model.modules():
-        if isinstance(m, nn.Dropout):
-            m.eval()
-        elif type(m).__name__ == "DropPath":
+        if isinstance(m, (nn.Dropout, DropPath)):
             m.eval()
 
 

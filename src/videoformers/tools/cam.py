@@ -26,8 +26,8 @@ it is spread over the whole clip (and with a classification token the patch toke
 block get no gradient at all). At the stage's input the gradient has passed through that attention
 and weighs each position by how much the class score draws on it. How well either map localises
 depends on the trained model (``docs/cam.md``): on the synthetic moving-shape task the
-``videoformers demo --cam`` model puts 1.8x chance of the map's mass on the moving shape at the input
-and only chance at the output, while the same recipe trained with another seed is at chance at both.
+``videoformers demo --cam`` model puts 1.75x chance of the map's mass on the moving shape at the input
+and at most chance at the output, while the same recipe trained with another seed is at chance at both.
 
 Measuring where a map looks (``videoformers demo --cam``): :func:`motion_mask` marks the moving object
 of a clip over a static scene, :func:`mass_on_mask` the fraction of a map's mass that falls on it (a
