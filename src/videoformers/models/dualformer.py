@@ -60,6 +60,7 @@ from ..ops import Conv3d, Linear
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, ModelCard, build_model, register_model
 from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_map
 from .layers import (
+    create_classifier,
     Attention,
     Block,
     LayerNorm,
@@ -363,7 +364,7 @@ class DualFormer(ModelContract, nn.Module):
         )
         self.norm = LayerNorm(dims[-1])
         self.head_drop = nn.Dropout(head_drop_rate) if head_drop_rate > 0 else nn.Identity()
-        self.head = Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.head = create_classifier(dims[-1], num_classes)
         self.apply(trunc_normal_init)
         self._init_head()
 

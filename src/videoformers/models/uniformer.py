@@ -36,6 +36,7 @@ from ..ops import Conv3d, Linear
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, build_model, register_model
 from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_map
 from .layers import (
+    create_classifier,
     Attention,
     Block,
     PatchEmbed,
@@ -316,7 +317,7 @@ class UniFormer(ModelContract, nn.Module):
 
         self.norm = _bn(dims)(embed_dim[-1])
         self.head_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.head = Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.head = create_classifier(embed_dim[-1], num_classes)
         self.aux_head = Linear(embed_dim[-1], num_classes) if token_label_head else None
         self.apply(trunc_normal_init)
 
@@ -341,8 +342,8 @@ class UniFormer(ModelContract, nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
         if self.aux_head is not None:
-            self.aux_head = Linear(self.num_features, num_classes, device=self.norm.weight.device,
-                                   dtype=self.norm.weight.dtype) if num_classes > 0 else None
+            self.aux_head = (create_classifier(self.num_features, num_classes, like=next(self.parameters()))
+                             if num_classes > 0 else None)
 
     def _check(self, x: torch.Tensor) -> None:
         video = self.dims == 3

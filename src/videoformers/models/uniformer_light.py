@@ -156,7 +156,7 @@ class HUniFormer(UniFormer):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim[2]))
         self.cls_upsample = Linear(embed_dim[2], embed_dim[3])
         self.norm_cls = nn.LayerNorm(embed_dim[3])
-        self.head_cls = Linear(embed_dim[3], num_classes) if num_classes > 0 else nn.Identity()
+        self.head_cls = create_classifier(embed_dim[3], num_classes)
         for mod in (self.cls_upsample, self.norm_cls, self.head_cls):
             mod.apply(trunc_normal_init)
 

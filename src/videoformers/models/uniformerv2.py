@@ -61,6 +61,7 @@ from ..ops import Conv3d, Linear, linear
 from ..registry import KINETICS_MEAN, KINETICS_STD, ModelCard, build_model, register_model
 from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_map
 from .layers import (
+    create_classifier,
     Attention,
     Block,
     InplaceQuickGELU,
@@ -495,7 +496,7 @@ class UniFormerV2(ModelContract, nn.Module):
         self.alpha = None if frozen else nn.Parameter(torch.zeros(embed_dim))
         self.fc_norm = nn.LayerNorm(embed_dim)
         self.head_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.head = Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = create_classifier(embed_dim, num_classes)
 
         self._init_backbone()
         if frozen:

@@ -34,6 +34,7 @@ from ..ops import Linear
 from ..registry import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ModelCard, build_model, register_model
 from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_tokens
 from .layers import (
+    create_classifier,
     Attention,
     Block,
     LayerNorm,
@@ -139,7 +140,7 @@ class VisionTransformer(ModelContract, nn.Module):
         if proj_dim:
             self.num_features = proj_dim
         self.head_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = create_classifier(self.num_features, num_classes)
         self.init_weights()
 
     def init_weights(self) -> None:

@@ -570,7 +570,6 @@ class ViViT(ModelContract, nn.Module):
         fe = self.model_type == "factorised_encoder"
         enc = self.spatial if fe else self
         x = enc.embed(x.reshape(B * nt, hw, C)) if fe else self.embed(x.flatten(1, 2))
-        grid = self.grid
         last = self.num_blocks - 1 if stop is None else min(stop, self.num_blocks - 1)
         n_ckpt = self.grad_checkpointing[0]
         if not take:

@@ -43,7 +43,7 @@ import argparse
 import json
 import os
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
