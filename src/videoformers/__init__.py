@@ -13,9 +13,19 @@ __all__ = [
     "build_on_meta",
     "count_flops",
     "count_params",
+    "extract_features",
     "create_model",
     "get_model_card",
     "list_models",
     "load_checkpoint",
     "register_model",
 ]
+
+
+def __getattr__(name: str):
+    # The feature extractor pulls in the data pipeline: imported on first use only.
+    if name == "extract_features":
+        from .tools.extract import extract_features
+
+        return extract_features
+    raise AttributeError(f"module 'videoformers' has no attribute {name!r}")

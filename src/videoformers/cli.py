@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "videoformers.tools.export",
     "videoformers.tools.bench",
     "videoformers.tools.cam",
+    "videoformers.tools.extract",
 ]
 
 
