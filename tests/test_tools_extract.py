@@ -184,3 +184,28 @@ def test_cli(videos, tmp_path):
     assert [w["start_frame"] for w in meta["windows"] if not w["tail"]][:3] == [0, 10, 20]  # 0.4 s at 25 fps
     assert np.load(out / "long.npy").shape == (len(meta["windows"]), 64)
     assert "random weights" in r.stderr
+
+
+def test_predict_timeline_classifies_each_window(model, videos, tmp_path):
+    from videoformers.tools.predict import Preprocess, predict_timeline
+
+    pre = Preprocess(num_frames=4, img_size=32, short_side=40, sampling="dense", frame_interval=3,
+                     mean=(0.45,) * 3, std=(0.225,) * 3)
+    res = predict_timeline([videos["long"], videos["broken"]], model, tmp_path, labels=["a", "b", "c"], topk=2,
+                           preprocess=pre, stride=6, progress=False)
+    ok, bad = res
+    assert "error" in bad and bad["path"].endswith("broken.mp4")
+    expected = plan_windows(45, 4, 3, 6)
+    assert [(w["start_frame"], w["end_frame"]) for w in ok["windows"]] == [(w.start_frame, w.end_frame) for w in expected]
+    from videoformers.data import read_frames
+    from videoformers.data.transforms import Normalize, ResizeCrop, frames_to_clip
+
+    for w, ew in zip(ok["windows"], expected):
+        x = Normalize(pre.mean, pre.std)(ResizeCrop(32, 40, 1)(frames_to_clip(read_frames(videos["long"], ew.frames))))
+        with torch.no_grad():
+            p = model(x).softmax(-1)[0]
+        best = int(p.argmax())
+        assert w["top"][0]["index"] == best and w["top"][0]["label"] == "abc"[best]
+        assert w["top"][0]["prob"] == pytest.approx(float(p[best]), abs=1e-5)
+    assert (tmp_path / "long.timeline.png").stat().st_size > 0
+    assert json.loads((tmp_path / "long.timeline.json").read_text())["windows"][0]["top"][0]["label"] in "abc"

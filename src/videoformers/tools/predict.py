@@ -14,6 +14,12 @@ Folders are searched recursively for videos; a folder holding only images is one
 A file that cannot be read gets an ``"error"`` entry and the others go on. ``--json`` prints a list
 of ``{"path": ..., "top": [{"label": ..., "index": ..., "prob": ...}, ...]}`` (or
 ``{"path": ..., "error": ...}``) on stdout; the progress bar goes to stderr.
+
+``--timeline`` answers per moment instead of per file, for long videos: the same sliding windows as
+``videoformers extract`` (``--stride``/``--stride-sec``, ``--fps``; windows of the model's clip, from
+frame 0, a tail window at the end), each classified on its own. For every video it writes
+``<stem>.timeline.json`` (the windows with their times and top-k classes) and ``<stem>.timeline.png``
+(the probabilities of the top classes over time) into ``--timeline-out`` (default ``timeline``).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import torch
 import torch.nn as nn
 
 __all__ = ["Preprocess", "preprocess_for", "parse_views", "find_videos", "load_views", "predict_files",
-           "resolve_labels"]
+           "predict_timeline", "resolve_labels"]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
                     ".ts", ".gif", ".ogv")
@@ -321,6 +327,99 @@ def predict_files(
     return [r for r in results if r is not None]
 
 
+def predict_timeline(
+    paths: Iterable[str | os.PathLike],
+    model: nn.Module,
+    out_dir: str | os.PathLike,
+    *,
+    labels: "str | Sequence[str] | None" = None,
+    topk: int = 5,
+    preprocess: Preprocess | None = None,
+    stride: int | None = None,
+    stride_sec: float | None = None,
+    fps: float | None = None,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    decoder: str = "auto",
+    plot: bool = True,
+    progress: bool = True,
+) -> list[dict]:
+    """Top-``topk`` classes of every window of every video (the windows of
+    :func:`videoformers.tools.extract.plan_windows`); writes ``<stem>.timeline.json`` / ``.png`` into
+    ``out_dir`` and returns one dict per video: ``{"path", "windows": [{..., "top": [...]}]}`` or
+    ``{"path", "error"}``."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from .extract import extract_files
+
+    if topk < 1:
+        raise ValueError(f"topk must be >= 1, got {topk}")
+    pre = preprocess or preprocess_for(model)
+    names = resolve_labels(model, labels)
+    device = torch.device(device)
+    model = model.eval().to(device)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+    def probs(x: torch.Tensor) -> torch.Tensor:
+        out = model(x.to(dtype))
+        if not isinstance(out, torch.Tensor):
+            raise ValueError("--timeline supports single-head classifiers")
+        return out.float().softmax(-1)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        extract_files(list(paths), probs, tmp, num_frames=pre.num_frames, frame_interval=pre.frame_interval,
+                      stride=stride, stride_sec=stride_sec, fps=fps, short_side=pre.short_side, crop=pre.img_size,
+                      mean=pre.mean, std=pre.std, batch_size=batch_size, num_workers=num_workers, device=device,
+                      decoder=decoder, rank=0, world_size=1, progress=progress)
+        for f in find_videos(paths):
+            stem = Path(f).name if Path(f).is_dir() else Path(f).stem
+            err = Path(tmp) / f"{stem}.error.json"
+            if err.exists():
+                results.append({"path": f, "error": json.loads(err.read_text())["error"]})
+                continue
+            p = torch.from_numpy(np.load(Path(tmp) / f"{stem}.npy"))
+            meta = json.loads((Path(tmp) / f"{stem}.json").read_text())
+            windows = [{**w, "top": _top(row, names, topk)} for w, row in zip(meta["windows"], p)]
+            doc = {"path": f, "fps": meta["fps"], "num_frames": meta["num_frames"],
+                   "fps_resampled": meta["fps_resampled"], "preprocess": asdict(pre), "windows": windows}
+            (out / f"{stem}.timeline.json").write_text(json.dumps(doc, indent=1))
+            if plot:
+                _plot_timeline(out / f"{stem}.timeline.png", f, meta["windows"], p, names)
+            results.append(doc)
+    return results
+
+
+def _plot_timeline(path, video: str, windows: list[dict], probs: torch.Tensor, names: Sequence[str],
+                   num_classes: int = 6) -> None:
+    """The probabilities of the ``num_classes`` classes that peak highest, over the windows' times."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timed = windows and windows[0]["start_sec"] is not None
+    xs = [(w["start_sec"] + w["end_sec"]) / 2 if timed else (w["start_frame"] + w["end_frame"]) / 2 for w in windows]
+    top = probs.max(0).values.argsort(descending=True)[:num_classes].tolist()
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for c in top:
+        ax.plot(xs, probs[:, c].numpy(), marker="o", ms=3, label=names[c] if c < len(names) else str(c))
+    ax.set_xlabel("time (s, window centre)" if timed else "frame (window centre)")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.set_title(os.path.basename(video), fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 # ------------------------------------------------------------------------------------------------
 # CLI
 # ------------------------------------------------------------------------------------------------
@@ -342,6 +441,23 @@ def run(args: argparse.Namespace) -> int:
     model, _ = load_model(args.checkpoint, args.model, **model_overrides(args))
     pre = preprocess_for(model, sampling=args.sampling, frame_interval=args.frame_interval,
                          short_side=args.short_side)
+    if args.timeline:
+        results = predict_timeline(
+            args.paths, model, args.timeline_out, labels=args.labels, topk=args.topk, preprocess=pre,
+            stride=args.stride, stride_sec=args.stride_sec, fps=args.fps, batch_size=args.batch_size,
+            device=args.device, num_workers=args.workers, decoder=args.decoder, progress=not args.no_progress)
+        if args.json:
+            print(json.dumps(results, indent=2, ensure_ascii=False))
+        for r in results:
+            if "error" in r:
+                print(f"{r['path']}: ERROR {r['error']}")
+            else:
+                best = [w["top"][0] for w in r["windows"]]
+                print(f"{r['path']}: {len(best)} windows -> {args.timeline_out}; top-1 per window: "
+                      + ", ".join(b["label"] for b in best[:12]) + (" ..." if len(best) > 12 else ""))
+        return 0 if all("error" not in r for r in results) else 1
+    if args.stride is not None or args.stride_sec is not None or args.fps is not None:
+        raise SystemExit("predict: --stride/--stride-sec/--fps set the windows of --timeline")
     results = predict_files(
         args.paths, model, labels=args.labels, topk=args.topk, views=args.views, preprocess=pre,
         batch_size=args.batch_size, device=args.device, num_workers=args.workers, decoder=args.decoder,
@@ -378,4 +494,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--short-side", type=int, default=None, help="override the test resize (short side)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="print the preprocessing used (stderr)")
+    p.add_argument("--timeline", action="store_true", help="top-k per sliding window (JSON + PNG per video)")
+    p.add_argument("--timeline-out", default="timeline", help="folder for --timeline outputs")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--stride", type=int, default=None, help="--timeline: frames between window starts")
+    g.add_argument("--stride-sec", type=float, default=None, help="--timeline: seconds between window starts")
+    p.add_argument("--fps", type=float, default=None, help="--timeline: resample to this frame rate first")
     p.set_defaults(func=run)
