@@ -407,14 +407,14 @@ def _plot_timeline(path, video: str, windows: list[dict], probs: torch.Tensor, n
     timed = windows and windows[0]["start_sec"] is not None
     xs = [(w["start_sec"] + w["end_sec"]) / 2 if timed else (w["start_frame"] + w["end_frame"]) / 2 for w in windows]
     top = probs.max(0).values.argsort(descending=True)[:num_classes].tolist()
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = plt.subplots(figsize=(10.5, 3.2))
     for c in top:
         ax.plot(xs, probs[:, c].numpy(), marker="o", ms=3, label=names[c] if c < len(names) else str(c))
     ax.set_xlabel("time (s, window centre)" if timed else "frame (window centre)")
     ax.set_ylabel("probability")
     ax.set_ylim(0, 1)
     ax.set_title(os.path.basename(video), fontsize=10)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the curves reach 1
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
