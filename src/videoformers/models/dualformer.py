@@ -60,19 +60,8 @@ from ..ops import Conv3d, Linear
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, ModelCard, build_model, register_model
 from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_map
 from .layers import (
-    create_classifier,
-    Attention,
-    Block,
-    LayerNorm,
-    PatchEmbed,
-    check_input,
-    pad_to_multiple,
-    run_blocks,
-    stochastic_depth_rates,
-    to_ntuple,
-    trunc_normal_init,
-    window_partition,
-    window_reverse,
+    Attention, Block, LayerNorm, PatchEmbed, check_input, create_classifier, pad_to_multiple, run_blocks,
+    stochastic_depth_rates, to_ntuple, trunc_normal_init, window_partition, window_reverse,
 )
 
 __all__ = [

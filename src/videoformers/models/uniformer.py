@@ -36,17 +36,8 @@ from ..ops import Conv3d, Linear
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, build_model, register_model
 from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_map
 from .layers import (
-    create_classifier,
-    Attention,
-    Block,
-    PatchEmbed,
-    check_input,
-    run_blocks,
-    stochastic_depth_rates,
-    to_ntuple,
-    trunc_normal_init,
-    window_partition,
-    window_reverse,
+    Attention, Block, PatchEmbed, check_input, create_classifier, run_blocks, stochastic_depth_rates, to_ntuple,
+    trunc_normal_init, window_partition, window_reverse,
 )
 
 __all__ = [

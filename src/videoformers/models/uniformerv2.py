@@ -61,19 +61,8 @@ from ..ops import Conv3d, Linear, linear
 from ..registry import KINETICS_MEAN, KINETICS_STD, ModelCard, build_model, register_model
 from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_map
 from .layers import (
-    create_classifier,
-    Attention,
-    Block,
-    InplaceQuickGELU,
-    LayerNorm,
-    PatchEmbed,
-    QuickGELU,
-    check_input,
-    drop_path,
-    get_act_layer,
-    stochastic_depth_rates,
-    to_ntuple,
-    trunc_normal_init,
+    Attention, Block, InplaceQuickGELU, LayerNorm, PatchEmbed, QuickGELU, check_input, create_classifier,
+    drop_path, get_act_layer, stochastic_depth_rates, to_ntuple, trunc_normal_init,
 )
 
 __all__ = [

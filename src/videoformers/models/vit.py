@@ -34,17 +34,8 @@ from ..ops import Linear
 from ..registry import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ModelCard, build_model, register_model
 from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_tokens
 from .layers import (
-    create_classifier,
-    Attention,
-    Block,
-    LayerNorm,
-    PatchEmbed,
-    check_input,
-    get_act_layer,
-    run_blocks,
-    stochastic_depth_rates,
-    to_ntuple,
-    trunc_normal_init,
+    Attention, Block, LayerNorm, PatchEmbed, check_input, create_classifier, get_act_layer, run_blocks,
+    stochastic_depth_rates, to_ntuple, trunc_normal_init,
 )
 
 __all__ = ["VisionTransformer"]
