@@ -239,3 +239,16 @@ def test_unknown_override_names_the_valid_ones():
         vf.create_model("uniformer_small", widht=3)
     with pytest.raises(TypeError, match="out_indices needs features_only"):
         vf.create_model("uniformer_small", out_indices=(0,))
+
+
+def test_old_layer_scale_keys_resume_through_the_models_layout():
+    # Training checkpoints written before UniFormer's layer scale became ls_i.gamma (gamma_i then).
+    from videoformers.checkpoints.loading import in_model_layout
+
+    kw = dict(depth=(1, 1, 1, 1), embed_dim=(16, 32, 64, 64), head_dim=16, num_classes=2)
+    m = vf.create_model("uniformer_base_ls_image", **kw)
+    old = {k.replace("ls1.gamma", "gamma_1").replace("ls2.gamma", "gamma_2"): v.clone() + 1
+           for k, v in m.state_dict().items()}
+    assert any("gamma_1" in k for k in old)
+    m.load_state_dict(in_model_layout(m, old))
+    assert torch.equal(m.blocks3[0].ls1.gamma, old["blocks3.0.gamma_1"])

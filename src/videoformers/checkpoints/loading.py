@@ -32,6 +32,7 @@ __all__ = [
     "inflate_weight",
     "load_checkpoint",
     "save_checkpoint_atomic",
+    "in_model_layout",
 ]
 
 StateDict = dict[str, torch.Tensor]
@@ -153,6 +154,14 @@ def inflate_weight(w2d: torch.Tensor, time_size: int, mode: Literal["average", "
         out[:, :, time_size // 2] = w2d
         return out
     raise ValueError(f"unknown inflation mode {mode!r}; use 'average' or 'center'")
+
+
+def in_model_layout(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> StateDict:
+    """``sd`` in ``model``'s current key layout: the model's ``convert_state_dict`` (a no-op on its own
+    layout) maps older names, e.g. UniFormer's layer scale ``gamma_1`` -> ``ls1.gamma``. For resuming our
+    own training checkpoints with ``load_state_dict`` after a key rename."""
+    convert = getattr(model, "convert_state_dict", None)
+    return convert(dict(sd)) if callable(convert) else dict(sd)
 
 
 def load_checkpoint(

@@ -335,12 +335,14 @@ def _fmt(seconds: float) -> str:
 def _load_demo_model(cfg, out: Path, num_classes: int) -> torch.nn.Module:
     """The model of a demo run: ``checkpoint_best.pth`` (what the final evaluation reports), else
     ``checkpoint_last.pth``."""
+    from videoformers.checkpoints.loading import in_model_layout
+
     from .trainer import build_model
 
     model = build_model(cfg, num_classes)
     best = out / "checkpoint_best.pth"
     ck = torch.load(best if best.is_file() else out / "checkpoint_last.pth", map_location="cpu", weights_only=True)
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(in_model_layout(model, ck["model"]))
     return model
 
 

@@ -123,4 +123,6 @@ class ModelEma:
         return self.module.state_dict()
 
     def load_state_dict(self, sd: dict) -> None:
-        self.module.load_state_dict(sd)
+        from videoformers.checkpoints.loading import in_model_layout
+
+        self.module.load_state_dict(in_model_layout(self.module, sd))

@@ -59,6 +59,7 @@ from .losses import compute_loss, main_logits
 from .metrics import plot_curves, read_jsonl
 from .optim import WarmupCosineSchedule, build_optimizer, effective_lr
 from .state import ModelEma, SeededDataset, get_rng_state, seed_everything, set_rng_state
+from videoformers.checkpoints.loading import in_model_layout
 
 __all__ = ["Trainer", "BrokenDataError", "build_datasets", "build_model", "fill_data_defaults", "dataset_paths"]
 
@@ -437,7 +438,7 @@ class Trainer:
             set_model_state_dict(self.raw_model, ck["model"], options=opts)
             set_optimizer_state_dict(self.raw_model, self.optimizer, ck["optimizer"], options=opts)
         else:
-            self.raw_model.load_state_dict(ck["model"])
+            self.raw_model.load_state_dict(in_model_layout(self.raw_model, ck["model"]))
             self.optimizer.load_state_dict(ck["optimizer"])
         self.schedule.load_state_dict(ck["scheduler"])
         if ck.get("scaler"):
@@ -662,7 +663,8 @@ class Trainer:
         if best.is_file() and not self.fsdp:
             ck = torch.load(best, map_location="cpu", weights_only=True)
             target = self.ema.module if self.ema is not None else self.raw_model
-            target.load_state_dict(ck["ema"] if self.ema is not None and ck.get("ema") else ck["model"])
+            target.load_state_dict(in_model_layout(target, ck["ema"] if self.ema is not None and ck.get("ema")
+                                                   else ck["model"]))
             source = str(best)
         res, m = self.validate()
         payload = {}
