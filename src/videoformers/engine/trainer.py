@@ -40,6 +40,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
 from videoformers.checkpoints import save_checkpoint_atomic
+from videoformers.checkpoints.loading import in_model_layout
 from videoformers.data import BrokenDataError as _DataBrokenError
 from videoformers.registry import create_model, get_model_card
 
@@ -59,7 +60,6 @@ from .losses import compute_loss, main_logits
 from .metrics import plot_curves, read_jsonl
 from .optim import WarmupCosineSchedule, build_optimizer, effective_lr
 from .state import ModelEma, SeededDataset, get_rng_state, seed_everything, set_rng_state
-from videoformers.checkpoints.loading import in_model_layout
 
 __all__ = ["Trainer", "BrokenDataError", "build_datasets", "build_model", "fill_data_defaults", "dataset_paths"]
 
