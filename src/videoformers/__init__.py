@@ -2,6 +2,7 @@
 
 from .analysis import build_on_meta, count_flops, count_params
 from .checkpoints import CheckpointError, LoadReport, load_checkpoint
+from .checkpoints.zoo import list_pretrained
 from .registry import ModelCard, create_model, get_model_card, list_models, register_model
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ __all__ = [
     "create_model",
     "get_model_card",
     "list_models",
+    "list_pretrained",
     "load_checkpoint",
     "register_model",
 ]

@@ -218,13 +218,25 @@ def create_model(
     """Build a registered model; ``overrides`` use the papers' hyper-parameter names.
 
     ``pretrained`` is a checkpoint path in any supported layout (ours, the authors', MMAction2,
-    safetensors written by ``videoformers convert``); it is loaded with
-    :func:`videoformers.load_checkpoint`. The built model carries its card as ``model.model_card``.
+    safetensors written by ``videoformers convert``), loaded with :func:`videoformers.load_checkpoint`,
+    or ``True``: the released weights ``name`` names, ``"model.tag"`` (the model's default release without
+    a tag; see :func:`videoformers.list_pretrained`), fetched and cached by
+    :func:`videoformers.checkpoints.zoo.download`. A tag sets the release's classes and overrides (with
+    ``pretrained`` left out: that architecture, untrained), and the model carries its ``pretrained_cfg``,
+    ``label_names`` and ``preprocess_config``. The built model carries its card as ``model.model_card``.
     ``features_only=True`` returns a :class:`~videoformers.models.contract.FeatureExtractor`: a module
     whose forward gives the list of feature maps of ``out_indices`` (all stages / blocks by default),
     with their ``feature_info``.
     """
+    from videoformers.checkpoints.zoo import get_pretrained, split_name
+
+    name, tag = split_name(name)
     entry = _entry(name)
+    released = None
+    if tag is not None or pretrained is True:
+        released = get_pretrained(name, tag)
+        head = {} if released.num_classes is None else {"num_classes": released.num_classes}
+        overrides = {**released.overrides, **head, **overrides}
     unknown = sorted(set(overrides) - entry.accepts)
     if unknown:
         raise TypeError(
@@ -232,6 +244,8 @@ def create_model(
         )
     if out_indices is not None and not features_only:
         raise TypeError(f"{name}: out_indices needs features_only=True")
+    if pretrained is False:
+        pretrained = None
     if pretrained is not None and strict:
         # Every tensor comes from the checkpoint: skip random init by building on the meta device.
         with torch.device("meta"):
@@ -242,11 +256,25 @@ def create_model(
     model.model_name = name
     if pretrained is not None:
         from videoformers.checkpoints import load_checkpoint
+        from videoformers.checkpoints.zoo import download
 
-        load_checkpoint(model, pretrained, strict=strict)
+        load_checkpoint(model, download(released) if pretrained is True else pretrained, strict=strict)
+    if released is not None:
+        _attach_release(model, released)
     if features_only:
         from videoformers.models.contract import FeatureExtractor
 
         model = FeatureExtractor(model, out_indices)
         model.model_name = name
     return model
+
+
+def _attach_release(model: nn.Module, released) -> None:
+    """What a released file says about its model: class names in logit order, test preprocessing."""
+    model.pretrained_cfg = released
+    model.pretrained_tag = released.tag
+    if released.labels:
+        from videoformers.labels import get_labels
+
+        model.label_names = get_labels(released.labels)
+    model.preprocess_config = dict(released.preprocess)

@@ -1,0 +1,166 @@
+"""Released weights by name: the catalogue's entries, and downloads (a URL with its SHA-256, a Hugging Face
+Hub file through huggingface_hub) from a server the test starts on 127.0.0.1 -- never another address."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+import videoformers as vf
+from videoformers.checkpoints import zoo
+from videoformers.checkpoints.zoo import Pretrained, register_pretrained
+
+TINY = dict(depth=(1, 1, 1, 1), embed_dim=(16, 32, 64, 64), head_dim=16, num_frames=4, img_size=32)
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    files: dict[str, bytes]
+    hits: list[str]
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def _reply(self, body: bool) -> None:
+        self.server.hits.append(f"{self.command} {self.path}")
+        data = self.server.files.get(self.path.split("?")[0])
+        if data is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def do_HEAD(self):  # noqa: N802 (http.server's naming)
+        self._reply(False)
+
+    def do_GET(self):  # noqa: N802
+        self._reply(True)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = _Server(("127.0.0.1", 0), _Handler)
+    srv.files, srv.hits = {}, []
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def scratch_zoo(tmp_path, monkeypatch):
+    """Test entries are removed afterwards; caches go to tmp_path; no real Hub is reachable."""
+    zoo._ensure_catalogue()
+    before = dict(zoo._ZOO)
+    monkeypatch.setenv("VIDEOFORMERS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    yield
+    zoo._ZOO.clear()
+    zoo._ZOO.update(before)
+
+
+def _authors_layout_bytes(num_classes: int = 3) -> tuple[bytes, dict]:
+    """A UniFormer state dict in the authors' key layout (conv1/conv2, gamma-free), as torch.save bytes."""
+    torch.manual_seed(1)
+    m = vf.create_model("uniformer_small", num_classes=num_classes, **TINY)
+    sd = {}
+    for k, v in m.state_dict().items():
+        k2 = k.replace("attn.value.", "conv1.").replace("attn.proj.", "conv2.") if k.startswith(("blocks1", "blocks2")) else k
+        k2 = k2.replace("attn.affinity.", "attn.").replace("pos_embed.proj.", "pos_embed.")
+        if k2.endswith(("conv1.weight", "conv2.weight")):
+            v = v[:, :, None, None, None]
+        sd[k2] = v
+    buf = io.BytesIO()
+    torch.save({"model": sd}, buf)
+    return buf.getvalue(), m.state_dict()
+
+
+def test_url_download_checks_the_hash_and_attaches_labels_and_preprocessing(server, scratch_zoo, tmp_path):
+    data, ref = _authors_layout_bytes()
+    server.files["/weights/uniformer_tiny_test.pth"] = data
+    port = server.server_address[1]
+    register_pretrained(Pretrained(
+        model="uniformer_small", tag="test_url", url=f"http://127.0.0.1:{port}/weights/uniformer_tiny_test.pth",
+        sha256=hashlib.sha256(data).hexdigest(), num_classes=3, labels=None, overrides=TINY,
+        preprocess={"num_frames": 4, "frame_interval": 2, "img_size": 32, "short_side": 36},
+        source="test", verified="test"))
+    m = vf.create_model("uniformer_small.test_url", pretrained=True).eval()
+    assert all(torch.equal(m.state_dict()[k], v) for k, v in ref.items())  # the authors' layout, converted
+    assert m.pretrained_cfg.tag == "test_url" and m.preprocess_config["frame_interval"] == 2
+    from videoformers.tools.predict import preprocess_for
+
+    assert preprocess_for(m).frame_interval == 2 and preprocess_for(m).short_side == 36
+    cached = tmp_path / "cache" / "uniformer_small" / "uniformer_tiny_test.pth"
+    assert cached.is_file()
+    n = len(server.hits)
+    vf.create_model("uniformer_small.test_url", pretrained=True)  # cached: no second request
+    assert len(server.hits) == n
+    # A file that does not match its hash is refused and not kept.
+    server.files["/weights/bad.pth"] = data[:-10] + b"0123456789"
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_bad", url=f"http://127.0.0.1:{port}/weights/bad.pth",
+                                   sha256=hashlib.sha256(data).hexdigest(), num_classes=3, overrides=TINY))
+    with pytest.raises(OSError, match="SHA-256"):
+        vf.create_model("uniformer_small.test_bad", pretrained=True)
+    assert not (tmp_path / "cache" / "uniformer_small" / "bad.pth").exists()
+    assert not list((tmp_path / "cache" / "uniformer_small").glob(".*part*"))
+
+
+def test_hub_download_through_huggingface_hub(server, scratch_zoo, monkeypatch):
+    pytest.importorskip("huggingface_hub")
+    data, ref = _authors_layout_bytes(num_classes=4)
+    server.files[f"/someone/uniformer-test/resolve/main/u.pth"] = data
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_hub", hf_repo="someone/uniformer-test",
+                                   filename="u.pth", num_classes=4, labels=None, overrides=TINY))
+    m = vf.create_model("uniformer_small.test_hub", pretrained=True)
+    assert all(torch.equal(m.state_dict()[k], v) for k, v in ref.items())
+    assert any(h.startswith("GET /someone/uniformer-test/resolve/main/u.pth") for h in server.hits)
+    # Offline, the cached file is enough.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    server.files.clear()
+    assert Path(zoo.download(zoo.get_pretrained("uniformer_small", "test_hub"))).is_file()
+
+
+def test_names_tags_and_errors(scratch_zoo):
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_a", url="http://127.0.0.1:9/a.pth", num_classes=7,
+                                   overrides=TINY, default=True))
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_b", url="http://127.0.0.1:9/b.pth", overrides=TINY))
+    assert {"uniformer_small.test_a", "uniformer_small.test_b"} <= set(vf.list_pretrained("uniformer_small.*"))
+    assert zoo.get_pretrained("uniformer_small").tag == "test_a"  # the default release
+    m = vf.create_model("uniformer_small.test_a")  # a tag without pretrained: that architecture, untrained
+    assert m.head.out_features == 7 and m.model_name == "uniformer_small" and m.pretrained_tag == "test_a"
+    with pytest.raises(ValueError, match=r"unknown pretrained weights 'uniformer_small.nope'.*test_a"):
+        vf.create_model("uniformer_small.nope")
+    zoo._ZOO.pop("dualformer_tiny.test_none", None)
+    for k in [k for k in zoo._ZOO if k.startswith("dualformer_tiny.")]:
+        del zoo._ZOO[k]  # (restored by the fixture)
+    with pytest.raises(ValueError, match="no released weights are catalogued for 'dualformer_tiny'"):
+        vf.create_model("dualformer_tiny", pretrained=True)
+    with pytest.raises(ValueError, match="either hf_repo"):
+        Pretrained(model="x", tag="y")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_pretrained(Pretrained(model="uniformer_small", tag="test_a", url="http://127.0.0.1:9/a.pth"))
+
+
+def test_offline_url_without_cache_says_so(scratch_zoo, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_off", url="http://127.0.0.1:9/x.pth"))
+    with pytest.raises(OSError, match="not cached and downloads are off"):
+        zoo.download(zoo.get_pretrained("uniformer_small", "test_off"))
