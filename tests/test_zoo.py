@@ -164,3 +164,38 @@ def test_offline_url_without_cache_says_so(scratch_zoo, monkeypatch):
     register_pretrained(Pretrained(model="uniformer_small", tag="test_off", url="http://127.0.0.1:9/x.pth"))
     with pytest.raises(OSError, match="not cached and downloads are off"):
         zoo.download(zoo.get_pretrained("uniformer_small", "test_off"))
+
+
+def test_extract_and_predict_take_a_released_name(server, scratch_zoo, tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from videoformers.cli import main
+    from videoformers.data.synthetic import index_frames, write_video
+
+    data, _ = _authors_layout_bytes()
+    server.files["/w/u.pth"] = data
+    register_pretrained(Pretrained(
+        model="uniformer_small", tag="test_cli", url=f"http://127.0.0.1:{server.server_address[1]}/w/u.pth",
+        num_classes=3, overrides=TINY, preprocess={"num_frames": 4, "frame_interval": 2, "img_size": 32,
+                                                   "short_side": 32}))
+    video = tmp_path / "v.mp4"
+    write_video(str(video), index_frames(20, 32, 48, seed=0), fps=10)
+    assert main(["extract", str(video), "--model", "uniformer_small.test_cli", "--out", str(tmp_path / "f"),
+                 "--no-progress"]) == 0
+    meta = json.loads((tmp_path / "f" / "v.json").read_text())
+    assert meta["model"]["tag"] == "test_cli" and meta["settings"]["frame_interval"] == 2
+    assert np.load(tmp_path / "f" / "v.npy").shape[1] == 64
+    assert main(["predict", str(video), "--model", "uniformer_small.test_cli", "--labels", str(_labels(tmp_path)),
+                 "--json", "--no-progress"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["top"][0]["label"] in ("a", "b", "c")
+    with pytest.raises(SystemExit, match="names no weights"):
+        main(["predict", str(video), "--model", "uniformer_small"])
+
+
+def _labels(tmp_path):
+    p = tmp_path / "labels.txt"
+    p.write_text("a\nb\nc\n")
+    return p

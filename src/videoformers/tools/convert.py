@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -434,7 +435,8 @@ def parse_overrides(pairs: Sequence[str]) -> dict:
 
 def add_model_arguments(p: argparse.ArgumentParser, checkpoint_required: bool = True) -> None:
     """``--model``, ``--checkpoint``, ``--override``, ``--num-classes``/``--num-frames``/``--img-size``."""
-    p.add_argument("--model", default=None, help="registered model name (optional for files that record it)")
+    p.add_argument("--model", default=None, help="registered model name (optional for files that record it); "
+                                                  "NAME.tag without --checkpoint: the released weights")
     p.add_argument("--checkpoint", required=checkpoint_required, default=None,
                    help="checkpoint: converted .safetensors, a training checkpoint, or any supported layout")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
@@ -442,6 +444,27 @@ def add_model_arguments(p: argparse.ArgumentParser, checkpoint_required: bool = 
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--num-frames", type=int, default=None)
     p.add_argument("--img-size", type=int, default=None)
+
+
+def model_from_args(args: argparse.Namespace, allow_random: bool = False, **extra) -> nn.Module:
+    """The model a command's ``--checkpoint`` / ``--model NAME[.tag]`` name: a checkpoint file, else the
+    released weights of ``NAME.tag`` (fetched and cached), else -- ``allow_random`` -- ``NAME`` untrained."""
+    from videoformers.checkpoints.zoo import split_name
+    from videoformers.registry import create_model
+
+    ov = {**model_overrides(args), **extra}
+    if args.checkpoint:
+        return load_model(args.checkpoint, split_name(args.model)[0] if args.model else None, **ov)[0]
+    if not args.model:
+        raise SystemExit(f"{args.command}: give --checkpoint FILE or --model NAME.tag (released weights)")
+    if split_name(args.model)[1] is not None:
+        return create_model(args.model, pretrained=True, **ov).eval()
+    if not allow_random:
+        raise SystemExit(f"{args.command}: --model {args.model} names no weights: add a tag (see "
+                         "videoformers.list_pretrained()) or --checkpoint FILE")
+    print(f"{args.command}: no --checkpoint: {args.model} has random weights (useful for testing only)",
+          file=sys.stderr)
+    return create_model(args.model, **ov).eval()
 
 
 def model_overrides(args: argparse.Namespace) -> dict:

@@ -1,6 +1,6 @@
 """``videoformers extract``: sliding-window features of long videos, one ``.npy`` per video.
 
-    videoformers extract PATH... --model NAME [--checkpoint FILE] --out DIR [--num-frames 16]
+    videoformers extract PATH... --model NAME[.tag] [--checkpoint FILE] --out DIR [--num-frames 16]
                          [--frame-interval 4] [--stride N | --stride-sec S] [--fps F] [--short-side S]
                          [--crop S] [--layer K --pool mean|max] [--batch-size 8] [--workers 2]
 
@@ -419,26 +419,15 @@ def extract_features(model: nn.Module | Callable, path: str | os.PathLike, *, nu
 
 
 def run(args: argparse.Namespace) -> int:
-    from videoformers.registry import create_model
-
-    from .convert import load_model, model_overrides
+    from .convert import model_from_args
     from .predict import preprocess_for
 
-    ov = model_overrides(args)
-    if args.crop is not None:
-        ov["img_size"] = args.crop
-    if args.checkpoint:
-        model, _ = load_model(args.checkpoint, args.model, **ov)
-    else:
-        if not args.model:
-            raise SystemExit("extract: --model NAME or --checkpoint FILE is required")
-        print(f"extract: no --checkpoint: {args.model} has random weights (useful for testing only)", file=sys.stderr)
-        model = create_model(args.model, **ov).eval()
+    model = model_from_args(args, allow_random=True, **({"img_size": args.crop} if args.crop is not None else {}))
     pre = preprocess_for(model, frame_interval=args.frame_interval, short_side=args.short_side)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
     model = model.to(dtype=dtype)
-    info = {"name": getattr(model, "model_name", None), "checkpoint": args.checkpoint,
-            "num_features": getattr(model, "num_features", None)}
+    info = {"name": getattr(model, "model_name", None), "tag": getattr(model, "pretrained_tag", None),
+            "checkpoint": args.checkpoint, "num_features": getattr(model, "num_features", None)}
     counts = extract_files(
         args.paths, model, args.out, num_frames=pre.num_frames, frame_interval=pre.frame_interval,
         stride=args.stride, stride_sec=args.stride_sec, fps=args.fps, short_side=pre.short_side, crop=pre.img_size,

@@ -436,9 +436,9 @@ def _print_table(results: list[dict]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .convert import load_model, model_overrides
+    from .convert import model_from_args
 
-    model, _ = load_model(args.checkpoint, args.model, **model_overrides(args))
+    model = model_from_args(args)
     pre = preprocess_for(model, sampling=args.sampling, frame_interval=args.frame_interval,
                          short_side=args.short_side)
     if args.timeline:
@@ -478,7 +478,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="top-k classes for video files and folders",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="video files and/or folders")
-    add_model_arguments(p)
+    add_model_arguments(p, checkpoint_required=False)
     p.add_argument("--labels", default=None, help="label map name (videoformers.labels) or text file; default: "
                                                    "the checkpoint's, else guessed from the class count")
     p.add_argument("--topk", type=int, default=5)
