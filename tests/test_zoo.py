@@ -139,6 +139,8 @@ def test_hub_download_through_huggingface_hub(server, scratch_zoo, monkeypatch):
 
 
 def test_names_tags_and_errors(scratch_zoo):
+    for k in [k for k in zoo._ZOO if k.startswith("uniformer_small.")]:
+        del zoo._ZOO[k]  # only the test's releases (the fixture restores the catalogue)
     register_pretrained(Pretrained(model="uniformer_small", tag="test_a", url="http://127.0.0.1:9/a.pth", num_classes=7,
                                    overrides=TINY, default=True))
     register_pretrained(Pretrained(model="uniformer_small", tag="test_b", url="http://127.0.0.1:9/b.pth", overrides=TINY))
@@ -199,3 +201,27 @@ def _labels(tmp_path):
     p = tmp_path / "labels.txt"
     p.write_text("a\nb\nc\n")
     return p
+
+
+@pytest.mark.parametrize("name", vf.list_pretrained())
+def test_catalogue_entry_is_consistent(name):
+    """Every catalogued release names a registered model that builds (on meta) with its overrides and
+    classes, a label map of as many names, a well-formed host, preprocessing the predict pipeline takes,
+    and the source of its facts."""
+    from videoformers.labels import get_labels
+    from videoformers.tools.predict import Preprocess
+
+    p = zoo.get_pretrained(*zoo.split_name(name))
+    assert p.model in vf.list_models() and p.source and p.verified
+    m = vf.build_on_meta(lambda: vf.create_model(name))
+    if p.num_classes is not None:
+        assert m.num_classes == p.num_classes
+    if p.labels:
+        assert len(get_labels(p.labels)) == p.num_classes
+    if p.url:
+        assert p.url.startswith("https://") and p.url.split("?")[0].rsplit("/", 1)[1]
+    else:
+        assert p.hf_repo.count("/") == 1 and p.filename
+    assert set(p.preprocess) <= set(Preprocess.__dataclass_fields__)
+    if p.sha256:
+        assert len(p.sha256) == 64
