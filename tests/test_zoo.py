@@ -23,6 +23,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 class _Server(http.server.ThreadingHTTPServer):
     files: dict[str, bytes]
     hits: list[str]
+    cut: set[str]  # paths whose next GET stops half-way (Content-Length promises the whole file)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -40,6 +41,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("X-Repo-Commit", COMMIT)
         self.end_headers()
         if body:
+            path = self.path.split("?")[0]
+            if path in self.server.cut:
+                self.server.cut.discard(path)
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(data)
 
     def do_HEAD(self):  # noqa: N802 (http.server's naming)
@@ -55,7 +63,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = _Server(("127.0.0.1", 0), _Handler)
-    srv.files, srv.hits = {}, []
+    srv.files, srv.hits, srv.cut = {}, [], set()
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     yield srv
@@ -225,3 +233,68 @@ def test_catalogue_entry_is_consistent(name):
     assert set(p.preprocess) <= set(Preprocess.__dataclass_fields__)
     if p.sha256:
         assert len(p.sha256) == 64
+
+
+def test_file_name_hash_cut_transfers_mirror_and_pretrained_forms(server, scratch_zoo, tmp_path, monkeypatch):
+    data, ref = _authors_layout_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    good = f"/mm/uniformer_tiny_20221219-{digest[:8]}.pth"  # MMAction2-style name: the prefix is checked
+    server.files[good] = data
+    server.files["/mm/uniformer_tiny_20221219-deadbeef.pth"] = data
+    # a hash prefix in the file name that does not match: error naming both hashes, no file kept
+    with pytest.raises(OSError, match=r"SHA-256 .* expected deadbeef"):
+        vf.create_model("uniformer_small", pretrained=base + "/mm/uniformer_tiny_20221219-deadbeef.pth", num_classes=3,
+                        **TINY)
+    assert not any((tmp_path / "cache").rglob("*deadbeef*"))
+    # a transfer cut half-way: error, nothing left that passes as done; the next call succeeds
+    server.cut.add(good)
+    with pytest.raises(OSError, match="transfer stopped"):
+        vf.create_model("uniformer_small", pretrained=base + good, num_classes=3, **TINY)
+    assert not list((tmp_path / "cache").rglob("*.pth"))
+    m = vf.create_model("uniformer_small", pretrained=base + good, num_classes=3, **TINY).eval()
+    # the downloaded authors'-layout file gives the outputs of the same state dict loaded directly
+    direct = vf.create_model("uniformer_small", num_classes=3, **TINY).eval()
+    direct.load_state_dict(ref)
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), direct(x), rtol=0, atol=0)
+    # a catalogue entry fetched from a mirror as <base>/<file name>; a tag given as pretrained=
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_mirror", url="https://example.invalid/x/u.pth",
+                                   num_classes=3, overrides=TINY))
+    server.files["/mirror/u.pth"] = data
+    monkeypatch.setenv("VIDEOFORMERS_MIRROR", base + "/mirror")
+    m2 = vf.create_model("uniformer_small", pretrained="test_mirror")
+    assert m2.pretrained_tag == "test_mirror" and any("GET /mirror/u.pth" in h for h in server.hits)
+    # hf-hub:<repo>/<file> through the mirror as well (air-gapped: every file by its name)
+    server.files["/mirror/v.pth"] = data
+    vf.create_model("uniformer_small", pretrained="hf-hub:someone/repo/v.pth", num_classes=3, **TINY)
+    # offline: the cached files are enough, a missing one is named
+    monkeypatch.setenv("VIDEOFORMERS_OFFLINE", "1")
+    n = len(server.hits)
+    vf.create_model("uniformer_small", pretrained="test_mirror")
+    assert len(server.hits) == n
+    with pytest.raises(OSError, match="offline mode"):
+        vf.create_model("uniformer_small", pretrained=base + "/mm/other-12345678.pth", num_classes=3, **TINY)
+
+
+def test_cli_download_and_models_pretrained(server, scratch_zoo, capsys):
+    from videoformers.cli import main
+
+    data, _ = _authors_layout_bytes()
+    server.files["/d/u.pth"] = data
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_dl", url=f"http://127.0.0.1:{server.server_address[1]}/d/u.pth",
+                                   num_classes=3, overrides=TINY, metrics={"top1": 1.5}))
+    assert main(["download", "uniformer_small.test_dl", "--no-progress"]) == 0
+    assert "uniformer_small.test_dl:" in capsys.readouterr().out
+    assert main(["models", "--pretrained", "uniformer_small"]) == 0
+    out = capsys.readouterr().out
+    assert "uniformer_small.test_dl" in out and "uniformer_small.k400_16x8 *" in out
+    assert main(["download", "uniformer_small.nope"]) == 2  # a clear error, not a traceback
+
+
+def test_docs_model_zoo_is_the_catalogue():
+    from videoformers.tools.models_cmd import zoo_markdown
+
+    doc = (Path(__file__).parents[1] / "docs" / "model_zoo.md").read_text()
+    assert doc == zoo_markdown(), "docs/model_zoo.md is stale: videoformers models --pretrained --markdown > docs/model_zoo.md"

@@ -233,6 +233,12 @@ def create_model(
     name, tag = split_name(name)
     entry = _entry(name)
     released = None
+    if isinstance(pretrained, str) and tag is None and not os.path.exists(pretrained):
+        from videoformers.checkpoints.zoo import _ZOO, _ensure_catalogue
+
+        _ensure_catalogue()
+        if f"{name}.{pretrained}" in _ZOO:  # create_model("uniformer_small", pretrained="k400_16x8")
+            tag, pretrained = pretrained, True
     if tag is not None or pretrained is True:
         released = get_pretrained(name, tag)
         head = {} if released.num_classes is None else {"num_classes": released.num_classes}
@@ -256,9 +262,10 @@ def create_model(
     model.model_name = name
     if pretrained is not None:
         from videoformers.checkpoints import load_checkpoint
-        from videoformers.checkpoints.zoo import download
+        from videoformers.checkpoints.zoo import download, resolve_pretrained
 
-        load_checkpoint(model, download(released) if pretrained is True else pretrained, strict=strict)
+        source = download(released) if pretrained is True else resolve_pretrained(name, pretrained)[1]
+        load_checkpoint(model, source, strict=strict)
     if released is not None:
         _attach_release(model, released)
     if features_only:

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import http.client
 import os
+import re
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Pretrained", "register_pretrained", "list_pretrained", "get_pretrained", "split_name", "download",
-           "cache_dir"]
+__all__ = ["Pretrained", "register_pretrained", "list_pretrained", "get_pretrained", "get_pretrained_cfg",
+           "split_name", "download", "download_url", "resolve_pretrained", "cache_dir"]
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,18 @@ def get_pretrained(model: str, tag: str | None = None) -> Pretrained:
     return _ZOO[key]
 
 
+def get_pretrained_cfg(name: str) -> Pretrained:
+    """The entry ``"model.tag"`` names (``"model"``: its default release)."""
+    return get_pretrained(*split_name(name))
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("VIDEOFORMERS_CACHE", Path.home() / ".cache" / "videoformers" / "checkpoints"))
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "0").strip().lower() not in ("0", "", "false", "no")
+               for v in ("VIDEOFORMERS_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def _sha256(path: Path) -> str:
@@ -115,19 +127,79 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _check_hash(path: Path, entry: Pretrained) -> None:
-    if not (entry.sha256 or entry.sha256_prefix):
+_NAME_HASH = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
+
+
+def _expected_hash(filename: str, sha256: str | None) -> str | None:
+    """The full hash given, else the hex prefix a ``name-<hex>.ext`` file name carries (torch.hub's rule)."""
+    if sha256:
+        return sha256.lower()
+    m = _NAME_HASH.search(filename)
+    return m.group(1) if m else None
+
+
+def _check_hash(path: Path, want: str | None, what: str) -> None:
+    if not want:
         return
     digest = _sha256(path)
-    want = entry.sha256 or entry.sha256_prefix
     if not digest.startswith(want.lower()):
-        raise OSError(f"{entry.name}: {path} has SHA-256 {digest[:16]}..., expected {want}: a corrupt or "
-                      "different file (deleted; download again)")
+        path.unlink(missing_ok=True)
+        raise OSError(f"{what}: the downloaded file has SHA-256 {digest}, expected {want}...: a corrupt or "
+                      "different file (deleted; the next call downloads it again)")
+
+
+def download_url(url: str, dest: Path, sha256: str | None = None, progress: bool = True, what: str = "") -> Path:
+    """``url`` into ``dest``: streamed into a temporary file next to it and renamed only when complete and
+    its SHA-256 (``sha256`` or the file name's hex suffix) checks out. A cached ``dest`` is returned without
+    network access; offline (``VIDEOFORMERS_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``) a missing file is an error."""
+    what = what or url
+    if dest.is_file():
+        return dest
+    if _offline():
+        raise OSError(f"{what}: {dest} is not cached and downloads are off (offline mode); fetch it on a machine "
+                      f"with network (`videoformers download`) and copy it there")
+    want = _expected_hash(Path(url.split("?")[0]).name, sha256)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part{os.getpid()}")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+            total = int(r.headers.get("Content-Length") or 0)
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=Path(dest).name, leave=False)
+            got = 0
+            try:
+                while True:
+                    block = r.read(1 << 20)
+                    if not block:
+                        break
+                    f.write(block)
+                    got += len(block)
+                    if bar is not None:
+                        bar.update(len(block))
+            except http.client.IncompleteRead as e:
+                raise OSError(f"{what}: the transfer stopped after {got + len(e.partial)} bytes "
+                              f"of {total or 'unknown'}") from None
+            finally:
+                if bar is not None:
+                    bar.close()
+            if total and got != total:
+                raise OSError(f"{what}: the transfer stopped after {got} of {total} bytes; try again")
+        _check_hash(tmp, want, what)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dest
 
 
 def download(entry: Pretrained, progress: bool = True) -> Path:
-    """The local path of ``entry``'s file, fetched first if needed."""
-    if entry.hf_repo is not None:
+    """The local path of ``entry``'s file, fetched first if needed. ``VIDEOFORMERS_MIRROR=<base url>``
+    fetches every catalogue file as ``<base>/<file name>`` instead (air-gapped clusters)."""
+    mirror = os.environ.get("VIDEOFORMERS_MIRROR")
+    if entry.hf_repo is not None and not mirror:
         try:
             from huggingface_hub import hf_hub_download
         except ImportError as e:  # pragma: no cover - an optional dependency
@@ -137,32 +209,35 @@ def download(entry: Pretrained, progress: bool = True) -> Path:
                                                        if os.environ.get("HF_HOME") else None)
         path = Path(hf_hub_download(entry.hf_repo, entry.filename, revision=entry.revision, cache_dir=hub_cache,
                                     endpoint=os.environ.get("HF_ENDPOINT") or None))
-        _check_hash(path, entry)
+        _check_hash(path, entry.sha256 or entry.sha256_prefix, entry.name)
         return path
-    dest = cache_dir() / entry.model / Path(entry.url.split("?")[0]).name
-    if dest.is_file():
-        return dest
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or os.environ.get("VIDEOFORMERS_OFFLINE"):
-        raise OSError(f"{entry.name}: {dest} is not cached and downloads are off (offline mode)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part{os.getpid()}")
-    try:
-        with urllib.request.urlopen(entry.url, timeout=60) as r, open(tmp, "wb") as f:
-            total = int(r.headers.get("Content-Length") or 0)
-            bar = None
-            if progress:
-                from tqdm import tqdm
+    name = entry.filename if entry.hf_repo is not None else Path(entry.url.split("?")[0]).name
+    url = f"{mirror.rstrip('/')}/{name}" if mirror else entry.url
+    return download_url(url, cache_dir() / entry.model / name, entry.sha256 or entry.sha256_prefix, progress,
+                        entry.name)
 
-                bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=entry.name, leave=False)
-            for block in iter(lambda: r.read(1 << 20), b""):
-                f.write(block)
-                if bar is not None:
-                    bar.update(len(block))
-            if bar is not None:
-                bar.close()
-        _check_hash(tmp, entry)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return dest
+
+def resolve_pretrained(model: str, pretrained) -> tuple[Pretrained | None, object]:
+    """What ``create_model(model, pretrained=...)`` loads: ``(catalogue entry or None, source)`` where the
+    source is a local path, a downloaded file or a state dict. ``pretrained`` is ``True`` (the default
+    release), a tag of ``model``, a path, an ``http(s)://`` URL or ``"hf-hub:<repo_id>/<filename>"``."""
+    if pretrained is True:
+        entry = get_pretrained(model)
+        return entry, download(entry)
+    if isinstance(pretrained, str):
+        if pretrained.startswith(("http://", "https://")):
+            name = Path(pretrained.split("?")[0]).name
+            return None, download_url(pretrained, cache_dir() / "urls" / name)
+        if pretrained.startswith("hf-hub:"):
+            repo_file = pretrained[len("hf-hub:"):]
+            repo, _, filename = repo_file.rpartition("/")
+            if repo.count("/") != 1 or not filename:
+                raise ValueError(f"expected 'hf-hub:<org>/<repo>/<filename>', got {pretrained!r}")
+            entry = Pretrained(model=model, tag="hf_hub", hf_repo=repo, filename=filename)
+            return None, download(entry)
+        if not os.path.exists(pretrained) and "/" not in pretrained and "\\" not in pretrained:
+            _ensure_catalogue()
+            if f"{model}.{pretrained}" in _ZOO:  # a tag
+                entry = get_pretrained(model, pretrained)
+                return entry, download(entry)
+    return None, pretrained

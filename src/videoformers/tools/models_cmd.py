@@ -38,7 +38,64 @@ def _pct(v, ref) -> str:
     return "-" if v is None or not ref else f"{100 * (v - ref) / ref:+.1f}%"
 
 
+def pretrained_rows(pattern: str | None = None) -> list[dict]:
+    """One row per catalogued release (``videoformers.list_pretrained``)."""
+    from videoformers.checkpoints.zoo import get_pretrained_cfg, list_pretrained
+
+    rows = []
+    for name in list_pretrained(pattern if pattern is None or "." in pattern or "*" in pattern else pattern + ".*"):
+        p = get_pretrained_cfg(name)
+        rows.append({"name": name, "host": f"hf:{p.hf_repo}/{p.filename}" if p.hf_repo else p.url,
+                     "classes": p.num_classes, "labels": p.labels, "top1": p.metrics.get("top1"),
+                     "hash": p.sha256 or p.sha256_prefix, "default": p.default, "source": p.source})
+    return rows
+
+
+def zoo_markdown() -> str:
+    """``docs/model_zoo.md``: every catalogued release with its host, classes, labels, reported top-1, the
+    source of its facts and what was verified (written by ``videoformers models --pretrained --markdown``)."""
+    from videoformers.checkpoints.zoo import get_pretrained_cfg, list_pretrained
+
+    out = ["# Model zoo: the authors' released weights by name", "",
+           "`create_model(\"<model>.<tag>\", pretrained=True)` fetches, checks (SHA-256 prefix where known), converts",
+           "and loads a release, and attaches its class names and test preprocessing. `*` marks the release",
+           "`pretrained=True` takes for a model name without a tag. Written by",
+           "`videoformers models --pretrained --markdown`; `tests/test_zoo.py` checks it lists the catalogue.", "",
+           "Nothing could be downloaded where this library is developed: hosts, file names, hash prefixes,",
+           "classes, sampling and accuracies are read from the cited files; the layouts are the ones the",
+           "converters and parity tests cover. Label map `-`: the file's class order is not shipped here",
+           "(predict then guesses from the class count, with a warning).", "",
+           "| release | host | classes | labels | top-1 (reported) | preprocessing | source |",
+           "|---|---|---|---|---|---|---|"]
+    for name in list_pretrained():
+        p = get_pretrained_cfg(name)
+        host = f"HF `{p.hf_repo}` `{p.filename}`" if p.hf_repo else f"[{p.url.rsplit('/', 1)[1]}]({p.url})"
+        pre = ", ".join(f"{k}={v}" for k, v in p.preprocess.items()) or "-"
+        top1 = p.metrics.get("top1")
+        out.append(f"| `{name}`{' *' if p.default else ''} | {host} | {p.num_classes or '-'} | {p.labels or '-'} | "
+                   f"{'-' if top1 is None else top1} | {pre} | {p.source.replace('|', '/')} |")
+    out += ["", "## What was verified, per release", ""]
+    for name in list_pretrained():
+        out.append(f"- `{name}`: {get_pretrained_cfg(name).verified.replace('|', '/')}")
+    return "\n".join(out) + "\n"
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.pretrained and args.markdown:
+        print(zoo_markdown(), end="")
+        return 0
+    if args.pretrained:
+        rows = pretrained_rows(args.pattern)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print(f"{'release':<52} {'classes':>7} {'top1':>6} {'labels':<22} host")
+        for r in rows:
+            print(f"{r['name'] + (' *' if r['default'] else ''):<52} {r['classes'] or '':>7} {_fmt(r['top1'], '.1f'):>6} "
+                  f"{r['labels'] or '-':<22} {r['host']}")
+        print("\n* the release pretrained=True takes. Sources and what was verified: docs/model_zoo.md, "
+              "videoformers.get_pretrained_cfg(name).")
+        return 0
     rows = model_rows(args.pattern, flops=not args.no_flops)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -65,8 +122,37 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    register_download(sub)
     p = sub.add_parser("models", help="list registered models with params and GFLOPs (measured vs paper)")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'uniformer*'")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--no-flops", action="store_true", help="skip FLOP counting (faster)")
+    p.add_argument("--pretrained", action="store_true", help="list the catalogued released weights instead")
+    p.add_argument("--markdown", action="store_true", help="with --pretrained: the docs/model_zoo.md table")
     p.set_defaults(func=run)
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from videoformers.checkpoints.zoo import download, get_pretrained_cfg, list_pretrained
+
+    names = []
+    for pat in args.names:
+        found = list_pretrained(pat) if any(c in pat for c in "*?[") else [get_pretrained_cfg(pat).name]
+        if not found:
+            raise ValueError(f"no released weights match {pat!r}")
+        names += found
+    failed = 0
+    for n in names:
+        try:
+            print(f"{n}: {download(get_pretrained_cfg(n), progress=not args.no_progress)}")
+        except OSError as e:
+            failed += 1
+            print(f"{n}: ERROR {e}")
+    return 1 if failed else 0
+
+
+def register_download(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("download", help="fetch released weights into the cache (for machines without network)")
+    p.add_argument("names", nargs="+", metavar="NAME", help="model.tag names or patterns ('uniformer_small.*')")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_download)
