@@ -298,3 +298,57 @@ def test_docs_model_zoo_is_the_catalogue():
 
     doc = (Path(__file__).parents[1] / "docs" / "model_zoo.md").read_text()
     assert doc == zoo_markdown(), "docs/model_zoo.md is stale: videoformers models --pretrained --markdown > docs/model_zoo.md"
+
+
+FAMILY_TINY = {
+    "uniformer_small": TINY,
+    "uniformer_xxs": dict(depth=(1, 1, 2, 1), embed_dim=(16, 32, 64, 64), head_dim=16, num_frames=4, img_size=64),
+    "uniformerv2_b16": dict(img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=2, num_frames=4,
+                            global_layers=2),
+    "vit_base_patch16_224": dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2),
+    "vivit_base_factorised_encoder": dict(num_frames=4, img_size=32, tubelet_size=(2, 8, 8), embed_dim=32, depth=2,
+                                          num_heads=2, mlp_dim=64, temporal_depth=1),
+    "dualformer_tiny": dict(num_frames=4, img_size=64, embed_dim=16, depth=(2, 2, 2, 2), num_heads=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_TINY))
+def test_save_pretrained_round_trip(name, tmp_path):
+    torch.manual_seed(0)
+    m = vf.create_model(name, num_classes=5, **FAMILY_TINY[name]).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.02)  # no zero-initialised parts hiding a mistake
+    m.label_names = [f"c{i}" for i in range(5)]
+    vf.save_pretrained(m, tmp_path / "saved")
+    back = vf.from_pretrained(tmp_path / "saved")
+    x = torch.randn(2, *m.model_card.input_size)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), m(x), rtol=0, atol=0)
+    assert back.label_names == m.label_names and back.model_name == name
+
+
+def test_converted_file_brings_its_overrides(tmp_path):
+    from videoformers.tools.convert import convert_checkpoint
+
+    m = vf.create_model("uniformer_small", num_classes=3, **TINY).eval()
+    torch.save(m.state_dict(), tmp_path / "m.pth")
+    convert_checkpoint(tmp_path / "m.pth", tmp_path / "m.safetensors", "uniformer_small", labels=["a", "b", "c"],
+                       num_classes=3, **TINY)
+    back = vf.create_model("uniformer_small", pretrained=str(tmp_path / "m.safetensors"))  # no overrides repeated
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), m(x), rtol=0, atol=0)
+    assert back.label_names == ["a", "b", "c"]
+
+
+def test_from_hub_repo(server, scratch_zoo, tmp_path, monkeypatch):
+    m = vf.create_model("uniformer_small", num_classes=3, **TINY).eval()
+    vf.save_pretrained(m, tmp_path / "s")
+    for f in ("config.json", "model.safetensors"):
+        server.files[f"/org/mine/resolve/main/{f}"] = (tmp_path / "s" / f).read_bytes()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    back = vf.from_pretrained("hf-hub:org/mine")
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), m(x), rtol=0, atol=0)

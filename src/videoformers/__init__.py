@@ -2,6 +2,7 @@
 
 from .analysis import build_on_meta, count_flops, count_params
 from .checkpoints import CheckpointError, LoadReport, load_checkpoint
+from .checkpoints.folders import from_pretrained, save_pretrained
 from .checkpoints.zoo import get_pretrained_cfg, list_pretrained
 from .registry import ModelCard, create_model, get_model_card, list_models, register_model
 
@@ -19,6 +20,8 @@ __all__ = [
     "get_model_card",
     "list_models",
     "list_pretrained",
+    "save_pretrained",
+    "from_pretrained",
     "get_pretrained_cfg",
     "load_checkpoint",
     "register_model",

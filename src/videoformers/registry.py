@@ -252,6 +252,16 @@ def create_model(
         raise TypeError(f"{name}: out_indices needs features_only=True")
     if pretrained is False:
         pretrained = None
+    if isinstance(pretrained, (str, os.PathLike)) and os.fspath(pretrained).endswith(".safetensors") \
+            and os.path.isfile(pretrained) and released is None and not features_only:
+        # A file written by `videoformers convert`: its recorded overrides, labels and preprocessing apply.
+        from videoformers.tools.convert import inspect_checkpoint, load_model
+
+        info = inspect_checkpoint(pretrained)[1]
+        if info.kind == "converted":
+            model, _ = load_model(pretrained, name, strict=strict, **overrides)
+            model.model_overrides = {**info.overrides, **overrides}
+            return model
     if pretrained is not None and strict:
         # Every tensor comes from the checkpoint: skip random init by building on the meta device.
         with torch.device("meta"):
@@ -260,6 +270,7 @@ def create_model(
         model = entry.builder(**overrides)
     model.model_card = entry.card.with_overrides(**overrides)
     model.model_name = name
+    model.model_overrides = dict(overrides)  # what save_pretrained records
     if pretrained is not None:
         from videoformers.checkpoints import load_checkpoint
         from videoformers.checkpoints.zoo import download, resolve_pretrained
