@@ -352,3 +352,15 @@ def test_from_hub_repo(server, scratch_zoo, tmp_path, monkeypatch):
     x = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(back(x), m(x), rtol=0, atol=0)
+
+
+def test_fine_tuning_from_a_release_reinitialises_and_names_the_head(server, scratch_zoo):
+    data, ref = _authors_layout_bytes(num_classes=3)
+    server.files["/f/u.pth"] = data
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_ft", url=f"http://127.0.0.1:{server.server_address[1]}/f/u.pth",
+                                   num_classes=3, overrides=TINY))
+    with pytest.warns(UserWarning, match=r"3-class classifier left out for num_classes=7; re-initialised: head.bias, head.weight"):
+        m = vf.create_model("uniformer_small.test_ft", pretrained=True, num_classes=7)
+    assert m.head.out_features == 7 and m.label_names is None
+    sd = m.state_dict()
+    assert all(torch.equal(sd[k], v) for k, v in ref.items() if not k.startswith("head."))

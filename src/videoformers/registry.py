@@ -239,9 +239,13 @@ def create_model(
         _ensure_catalogue()
         if f"{name}.{pretrained}" in _ZOO:  # create_model("uniformer_small", pretrained="k400_16x8")
             tag, pretrained = pretrained, True
+    finetune = False
     if tag is not None or pretrained is True:
         released = get_pretrained(name, tag)
         head = {} if released.num_classes is None else {"num_classes": released.num_classes}
+        # Another number of classes: fine-tuning from the release, whose classifier is then left out.
+        finetune = pretrained is True and "num_classes" in overrides and head.get("num_classes") not in (
+            None, overrides["num_classes"])
         overrides = {**released.overrides, **head, **overrides}
     unknown = sorted(set(overrides) - entry.accepts)
     if unknown:
@@ -262,7 +266,7 @@ def create_model(
             model, _ = load_model(pretrained, name, strict=strict, **overrides)
             model.model_overrides = {**info.overrides, **overrides}
             return model
-    if pretrained is not None and strict:
+    if pretrained is not None and strict and not finetune:
         # Every tensor comes from the checkpoint: skip random init by building on the meta device.
         with torch.device("meta"):
             model = entry.builder(**overrides)
@@ -276,9 +280,26 @@ def create_model(
         from videoformers.checkpoints.zoo import download, resolve_pretrained
 
         source = download(released) if pretrained is True else resolve_pretrained(name, pretrained)[1]
-        load_checkpoint(model, source, strict=strict)
+        if finetune:
+            import warnings
+
+            report = load_checkpoint(model, source, strict=False, drop_head_on_mismatch=True)
+            prefix = getattr(model, "head_prefix", "head.")
+            other = [k for k in report.missing + report.unexpected + [m[0] for m in report.mismatched]
+                     if not k.startswith((prefix, "aux_head.", "head_cls."))]
+            if strict and other:
+                from videoformers.checkpoints import CheckpointError
+
+                raise CheckpointError(f"{name}.{released.tag} does not fit beyond its classifier:\n{report}", report)
+            dropped = sorted(k for k in model.state_dict() if k.startswith((prefix, "aux_head.", "head_cls.")))
+            warnings.warn(f"{name}.{released.tag}: {released.num_classes}-class classifier left out for "
+                          f"num_classes={overrides['num_classes']}; re-initialised: {', '.join(dropped)}", stacklevel=2)
+        else:
+            load_checkpoint(model, source, strict=strict)
     if released is not None:
         _attach_release(model, released)
+        if finetune:
+            model.label_names = None  # the release's class names belong to its own head
     if features_only:
         from videoformers.models.contract import FeatureExtractor
 

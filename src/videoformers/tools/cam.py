@@ -374,9 +374,9 @@ def cam_video(path: str, model: nn.Module, out_dir: str, *, target: "int | str |
 
 
 def run(args: argparse.Namespace) -> int:
-    from .convert import load_model, model_overrides
+    from .convert import model_from_args
 
-    model, _ = load_model(args.checkpoint, args.model, **model_overrides(args))
+    model = model_from_args(args)
     info = cam_video(args.video, model, args.out, target=args.target, labels=args.labels, alpha=args.alpha,
                      display_size=args.display_size or None, fps=args.fps, position=args.position)
     print(f"Grad-CAM for {info['target']['label']!r} (p={info['target']['prob']:.3f}) on a "
@@ -391,7 +391,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cam", help="Grad-CAM on the last stage: frame overlays (PNG) and an animated GIF",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", help="video file (or frame folder)")
-    add_model_arguments(p)
+    add_model_arguments(p, checkpoint_required=False)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--class", dest="target", default=None, help="class to explain (index or name; default top-1)")
     p.add_argument("--labels", default=None, help="label map name or file (default: the checkpoint's)")
