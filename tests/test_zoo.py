@@ -364,3 +364,21 @@ def test_fine_tuning_from_a_release_reinitialises_and_names_the_head(server, scr
     assert m.head.out_features == 7 and m.label_names is None
     sd = m.state_dict()
     assert all(torch.equal(sd[k], v) for k, v in ref.items() if not k.startswith("head."))
+
+
+def test_training_config_takes_a_release_name(server, scratch_zoo):
+    from videoformers.engine.config import Config
+    from videoformers.engine.trainer import build_model
+
+    data, ref = _authors_layout_bytes(num_classes=3)
+    server.files["/t/u.pth"] = data
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_train",
+                                   url=f"http://127.0.0.1:{server.server_address[1]}/t/u.pth", num_classes=3, overrides=TINY))
+    cfg = Config()
+    cfg.model.name = "uniformer_small"
+    cfg.model.overrides = dict(TINY)
+    cfg.model.pretrained = "uniformer_small.test_train"
+    model = build_model(cfg, num_classes=5)  # fine-tuning: the 3-class head is dropped and reported
+    assert model.head.out_features == 5 and "head.weight" in str(model.pretrained_report)
+    sd = model.state_dict()
+    assert all(torch.equal(sd[k], v) for k, v in ref.items() if not k.startswith("head."))

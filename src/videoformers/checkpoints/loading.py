@@ -53,6 +53,8 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     inflated: list[str] = field(default_factory=list)
+    # left at their initialisation because the checkpoint's shape differs (a new classifier: fine-tuning)
+    dropped: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     loaded: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
 
@@ -64,6 +66,9 @@ class LoadReport:
         lines = [f"loaded {self.loaded} tensors"]
         if self.inflated:
             lines.append(f"inflated 2D->3D: {len(self.inflated)} tensors")
+        if self.dropped:
+            lines.append("re-initialised (the checkpoint's classifier has another shape): "
+                         + ", ".join(f"{k} {tuple(a)} -> {tuple(b)}" for k, a, b in self.dropped))
         if self.missing:
             lines.append(f"missing in checkpoint ({len(self.missing)}): " + ", ".join(self.missing[:20])
                          + (" ..." if len(self.missing) > 20 else ""))
@@ -203,6 +208,7 @@ def load_checkpoint(
             report.inflated.append(k)
         if v.shape != dst.shape:
             if drop_head_on_mismatch and k.startswith(head_prefix):
+                report.dropped.append((k, tuple(v.shape), tuple(dst.shape)))
                 continue
             report.mismatched.append((k, tuple(v.shape), tuple(dst.shape)))
             continue

@@ -62,7 +62,8 @@ class ModelConfig:
     img_size: int | None = None             # None -> data.img_size
     drop_path_rate: float | None = None     # stochastic depth; None -> the builder's default
     grad_checkpointing: bool = False        # model.set_grad_checkpointing(True): less memory, ~30% slower
-    pretrained: str | None = None           # checkpoint to initialise from (any layout load_checkpoint reads)
+    pretrained: str | None = None           # checkpoint to initialise from (any layout load_checkpoint reads), or a
+                                            # released file by name (model.tag, videoformers.list_pretrained())
     pretrained_strict: bool = False         # False: report missing/unexpected keys, drop a mismatched head
     overrides: dict[str, Any] = field(default_factory=dict)  # passed straight to create_model
 
