@@ -209,3 +209,28 @@ def test_predict_timeline_classifies_each_window(model, videos, tmp_path):
         assert w["top"][0]["prob"] == pytest.approx(float(p[best]), abs=1e-5)
     assert (tmp_path / "long.timeline.png").stat().st_size > 0
     assert json.loads((tmp_path / "long.timeline.json").read_text())["windows"][0]["top"][0]["label"] in "abc"
+
+
+def test_two_torchrun_style_processes_share_the_videos(videos, tmp_path):
+    """RANK / WORLD_SIZE as torchrun sets them: two concurrent processes split the list, one file each."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, torch, videoformers as vf\n"
+        "from videoformers.tools.extract import extract_files\n"
+        "torch.manual_seed(0)\n"
+        f"m = vf.create_model('uniformer_small', **{TINY!r}).eval()\n"
+        f"c = extract_files({[videos['long'], videos['short']]!r}, m, sys.argv[1], progress=False, **{SETTINGS!r})\n"
+        "print(c['done'])\n")
+    env = lambda r: {**__import__("os").environ, "RANK": str(r), "WORLD_SIZE": "2"}  # noqa: E731
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "two")], env=env(r), stdout=subprocess.PIPE,
+                              text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=300)[0].strip() for p in procs]
+    assert outs == ["1", "1"] and all(p.returncode == 0 for p in procs)
+    torch.manual_seed(0)
+    m = vf.create_model("uniformer_small", **TINY).eval()
+    extract_files([videos["long"], videos["short"]], m, tmp_path / "one", rank=0, world_size=1, progress=False,
+                  **SETTINGS)
+    for name in ("long", "short"):
+        np.testing.assert_array_equal(np.load(tmp_path / "one" / f"{name}.npy"), np.load(tmp_path / "two" / f"{name}.npy"))
+    rows = list(csv.DictReader(open(tmp_path / "two" / "index.csv")))
+    assert len(rows) >= 1  # each rank rewrites the index from the files present when it finishes
