@@ -67,12 +67,10 @@ def from_pretrained(source: str | os.PathLike, **overrides) -> nn.Module:
     from .loading import load_checkpoint
 
     if isinstance(source, str) and source.startswith("hf-hub:"):
-        from huggingface_hub import hf_hub_download
+        from .zoo import hub_download
 
         repo = source[len("hf-hub:"):]
-        endpoint = os.environ.get("HF_ENDPOINT") or None
-        cfg_path = Path(hf_hub_download(repo, "config.json", endpoint=endpoint))
-        weights = Path(hf_hub_download(repo, "model.safetensors", endpoint=endpoint))
+        cfg_path, weights = hub_download(repo, "config.json"), hub_download(repo, "model.safetensors")
     else:
         folder = Path(source)
         cfg_path, weights = folder / "config.json", folder / "model.safetensors"

@@ -195,20 +195,25 @@ def download_url(url: str, dest: Path, sha256: str | None = None, progress: bool
     return dest
 
 
+def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
+    """One file of a Hugging Face Hub repo through ``huggingface_hub`` (cached; ``HF_HUB_OFFLINE`` honoured)."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as e:  # pragma: no cover - an optional dependency
+        raise ImportError("Hub weights need huggingface_hub: pip install 'videoformers[hub]'") from e
+    # The environment is read now, not when huggingface_hub was imported (its constants are fixed then).
+    hub_cache = os.environ.get("HF_HUB_CACHE") or (os.path.join(os.environ["HF_HOME"], "hub")
+                                                   if os.environ.get("HF_HOME") else None)
+    return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=hub_cache,
+                                endpoint=os.environ.get("HF_ENDPOINT") or None))
+
+
 def download(entry: Pretrained, progress: bool = True) -> Path:
     """The local path of ``entry``'s file, fetched first if needed. ``VIDEOFORMERS_MIRROR=<base url>``
     fetches every catalogue file as ``<base>/<file name>`` instead (air-gapped clusters)."""
     mirror = os.environ.get("VIDEOFORMERS_MIRROR")
     if entry.hf_repo is not None and not mirror:
-        try:
-            from huggingface_hub import hf_hub_download
-        except ImportError as e:  # pragma: no cover - an optional dependency
-            raise ImportError("Hub weights need huggingface_hub: pip install 'videoformers[hub]'") from e
-        # The environment is read now, not when huggingface_hub was imported (its constants are fixed then).
-        hub_cache = os.environ.get("HF_HUB_CACHE") or (os.path.join(os.environ["HF_HOME"], "hub")
-                                                       if os.environ.get("HF_HOME") else None)
-        path = Path(hf_hub_download(entry.hf_repo, entry.filename, revision=entry.revision, cache_dir=hub_cache,
-                                    endpoint=os.environ.get("HF_ENDPOINT") or None))
+        path = hub_download(entry.hf_repo, entry.filename, entry.revision)
         _check_hash(path, entry.sha256 or entry.sha256_prefix, entry.name)
         return path
     name = entry.filename if entry.hf_repo is not None else Path(entry.url.split("?")[0]).name
