@@ -382,3 +382,26 @@ def test_training_config_takes_a_release_name(server, scratch_zoo):
     assert model.head.out_features == 5 and "head.weight" in str(model.pretrained_report)
     sd = model.state_dict()
     assert all(torch.equal(sd[k], v) for k, v in ref.items() if not k.startswith("head."))
+
+
+def test_hub_vivit_safetensors_in_the_hf_layout(server, scratch_zoo, monkeypatch):
+    """A ViViT file laid out as on the Hub (HF ``VivitForVideoClassification`` safetensors, 4.x names)
+    served as a Hub repo: loaded by name, the logits equal transformers' own model's."""
+    pytest.importorskip("transformers")
+    from safetensors.torch import save
+
+    from test_vivit_hf import SMALL, _hf_model, _to_v4_names
+
+    hf, sd = _hf_model(num_labels=5)
+    blob = save({k: v.contiguous() for k, v in _to_v4_names(sd).items()})
+    server.files["/google/vivit-test/resolve/main/model.safetensors"] = blob
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    register_pretrained(Pretrained(model="vivit_base_spatiotemporal", tag="test_hf", hf_repo="google/vivit-test",
+                                   filename="model.safetensors", sha256=hashlib.sha256(blob).hexdigest(),
+                                   num_classes=5, overrides=SMALL))
+    ours = vf.create_model("vivit_base_spatiotemporal.test_hf", pretrained=True).eval()
+    x = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        ref = hf(pixel_values=x.permute(0, 2, 1, 3, 4)).logits
+        out = ours(x)
+    assert out.abs().max() > 0.1 and (out - ref).abs().max().item() < 1e-5
