@@ -112,7 +112,6 @@ class ModelCard:
 class _Entry:
     builder: Callable[..., nn.Module]
     card: ModelCard
-    model_cls: type
     accepts: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -165,7 +164,7 @@ def register_model(card: ModelCard) -> Callable[[Callable[..., nn.Module]], Call
         cls = _builder_class(fn)
         own = {p.name for p in inspect.signature(fn).parameters.values()
                if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
-        _REGISTRY[card.name] = _Entry(fn, card, cls, model_arguments(cls) | own)
+        _REGISTRY[card.name] = _Entry(fn, card, model_arguments(cls) | own)
         fn.model_card = card  # type: ignore[attr-defined]
         return fn
 
@@ -228,17 +227,14 @@ def create_model(
     whose forward gives the list of feature maps of ``out_indices`` (all stages / blocks by default),
     with their ``feature_info``.
     """
-    from videoformers.checkpoints.zoo import get_pretrained, split_name
+    from videoformers.checkpoints.zoo import get_pretrained, list_pretrained, split_name
 
     name, tag = split_name(name)
     entry = _entry(name)
     released = None
-    if isinstance(pretrained, str) and tag is None and not os.path.exists(pretrained):
-        from videoformers.checkpoints.zoo import _ZOO, _ensure_catalogue
-
-        _ensure_catalogue()
-        if f"{name}.{pretrained}" in _ZOO:  # create_model("uniformer_small", pretrained="k400_16x8")
-            tag, pretrained = pretrained, True
+    if isinstance(pretrained, str) and tag is None and not os.path.exists(pretrained) \
+            and f"{name}.{pretrained}" in list_pretrained():  # create_model("uniformer_small", pretrained="k400_16x8")
+        tag, pretrained = pretrained, True
     finetune = False
     if tag is not None or pretrained is True:
         released = get_pretrained(name, tag)
@@ -277,21 +273,21 @@ def create_model(
     model.model_overrides = dict(overrides)  # what save_pretrained records
     if pretrained is not None:
         from videoformers.checkpoints import load_checkpoint
-        from videoformers.checkpoints.zoo import download, resolve_pretrained
+        from videoformers.checkpoints.zoo import download, fetch_source
 
-        source = download(released) if pretrained is True else resolve_pretrained(name, pretrained)[1]
+        source = download(released) if pretrained is True else fetch_source(name, pretrained)
         if finetune:
             import warnings
 
             report = load_checkpoint(model, source, strict=False, drop_head_on_mismatch=True)
-            prefix = getattr(model, "head_prefix", "head.")
+            heads = (getattr(model, "head_prefix", "head."), "aux_head.", "head_cls.")  # every per-class tensor
             other = [k for k in report.missing + report.unexpected + [m[0] for m in report.mismatched]
-                     if not k.startswith((prefix, "aux_head.", "head_cls."))]
+                     if not k.startswith(heads)]
             if strict and other:
                 from videoformers.checkpoints import CheckpointError
 
                 raise CheckpointError(f"{name}.{released.tag} does not fit beyond its classifier:\n{report}", report)
-            dropped = sorted(k for k in model.state_dict() if k.startswith((prefix, "aux_head.", "head_cls.")))
+            dropped = sorted(k for k in model.state_dict() if k.startswith(heads))
             warnings.warn(f"{name}.{released.tag}: {released.num_classes}-class classifier left out for "
                           f"num_classes={overrides['num_classes']}; re-initialised: {', '.join(dropped)}", stacklevel=2)
         else:

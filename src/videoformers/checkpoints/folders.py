@@ -33,7 +33,7 @@ def _jsonable(v):
 
 def save_pretrained(model: nn.Module, folder: str | os.PathLike) -> Path:
     """Write ``model`` (built by ``create_model``) as ``folder/config.json`` + ``folder/model.safetensors``."""
-    from .loading import save_checkpoint_atomic
+    from .loading import atomic_write, save_checkpoint_atomic
 
     name = getattr(model, "model_name", None)
     if name is None:
@@ -53,9 +53,7 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike) -> Path:
     }
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_checkpoint_atomic((sd, {"format": FORMAT}), folder / "model.safetensors")
-    tmp = folder / f".config.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(cfg, indent=2))
-    os.replace(tmp, folder / "config.json")
+    atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(cfg, indent=2)))
     return folder
 
 

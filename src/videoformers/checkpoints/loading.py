@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import torch
 import torch.nn as nn
@@ -33,6 +33,7 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint_atomic",
     "in_model_layout",
+    "atomic_write",
 ]
 
 StateDict = dict[str, torch.Tensor]
@@ -229,23 +230,32 @@ def load_checkpoint(
     return report
 
 
-def save_checkpoint_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same directory, then rename: a kill at any
-    moment leaves either the old or the new file, never a truncated one."""
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` into a temporary file next to ``path``, synced, then renamed onto ``path``: a kill at
+    any moment leaves either the old or the new file, never a truncated one (nor the temporary file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
-
-            tensors, metadata = obj if isinstance(obj, tuple) else (obj, None)
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        else:
-            torch.save(obj, tmp)
+        write(str(tmp))
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def save_checkpoint_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` (or safetensors for ``.safetensors``: ``obj`` is ``tensors`` or ``(tensors, metadata)``)
+    through :func:`atomic_write`."""
+    def write(tmp: str) -> None:
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            tensors, metadata = obj if isinstance(obj, tuple) else (obj, None)
+            save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        else:
+            torch.save(obj, tmp)
+
+    atomic_write(path, write)

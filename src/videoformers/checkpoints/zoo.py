@@ -24,8 +24,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .loading import atomic_write
+
 __all__ = ["Pretrained", "register_pretrained", "list_pretrained", "get_pretrained", "get_pretrained_cfg",
-           "split_name", "download", "download_url", "resolve_pretrained", "cache_dir"]
+           "split_name", "download", "download_url", "fetch_source", "cache_dir"]
 
 
 @dataclass(frozen=True)
@@ -159,9 +161,8 @@ def download_url(url: str, dest: Path, sha256: str | None = None, progress: bool
         raise OSError(f"{what}: {dest} is not cached and downloads are off (offline mode); fetch it on a machine "
                       f"with network (`videoformers download`) and copy it there")
     want = _expected_hash(Path(url.split("?")[0]).name, sha256)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part{os.getpid()}")
-    try:
+
+    def fetch(tmp: str) -> None:  # streamed into the temporary file; checked before it becomes ``dest``
         with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
             total = int(r.headers.get("Content-Length") or 0)
             bar = None
@@ -187,11 +188,9 @@ def download_url(url: str, dest: Path, sha256: str | None = None, progress: bool
                     bar.close()
             if total and got != total:
                 raise OSError(f"{what}: the transfer stopped after {got} of {total} bytes; try again")
-        _check_hash(tmp, want, what)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        _check_hash(Path(tmp), want, what)
+
+    atomic_write(dest, fetch)
     return dest
 
 
@@ -222,27 +221,18 @@ def download(entry: Pretrained, progress: bool = True) -> Path:
                         entry.name)
 
 
-def resolve_pretrained(model: str, pretrained) -> tuple[Pretrained | None, object]:
-    """What ``create_model(model, pretrained=...)`` loads: ``(catalogue entry or None, source)`` where the
-    source is a local path, a downloaded file or a state dict. ``pretrained`` is ``True`` (the default
-    release), a tag of ``model``, a path, an ``http(s)://`` URL or ``"hf-hub:<repo_id>/<filename>"``."""
-    if pretrained is True:
-        entry = get_pretrained(model)
-        return entry, download(entry)
+def fetch_source(model: str, pretrained):
+    """What ``create_model(model, pretrained=...)`` loads when ``pretrained`` is not a release (the registry
+    resolves ``True`` and tags): an ``http(s)://`` URL or ``"hf-hub:<repo_id>/<filename>"`` is fetched and
+    cached; anything else (a path, a state dict) is returned as it is."""
     if isinstance(pretrained, str):
         if pretrained.startswith(("http://", "https://")):
             name = Path(pretrained.split("?")[0]).name
-            return None, download_url(pretrained, cache_dir() / "urls" / name)
+            return download_url(pretrained, cache_dir() / "urls" / name)
         if pretrained.startswith("hf-hub:"):
             repo_file = pretrained[len("hf-hub:"):]
             repo, _, filename = repo_file.rpartition("/")
             if repo.count("/") != 1 or not filename:
                 raise ValueError(f"expected 'hf-hub:<org>/<repo>/<filename>', got {pretrained!r}")
-            entry = Pretrained(model=model, tag="hf_hub", hf_repo=repo, filename=filename)
-            return None, download(entry)
-        if not os.path.exists(pretrained) and "/" not in pretrained and "\\" not in pretrained:
-            _ensure_catalogue()
-            if f"{model}.{pretrained}" in _ZOO:  # a tag
-                entry = get_pretrained(model, pretrained)
-                return entry, download(entry)
-    return None, pretrained
+            return download(Pretrained(model=model, tag="hf_hub", hf_repo=repo, filename=filename))
+    return pretrained

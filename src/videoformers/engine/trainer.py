@@ -99,11 +99,11 @@ def build_datasets(cfg: Config, splits: Sequence[str] = ("train", "val")) -> dic
 
 
 def _accepted_overrides(name: str) -> frozenset[str] | None:
-    try:
-        from videoformers.registry import _entry
+    from videoformers.registry import accepted_overrides
 
-        return _entry(name).accepts
-    except Exception:
+    try:
+        return accepted_overrides(name)
+    except ValueError:  # an unknown model: create_model says so with the list of names
         return None
 
 

@@ -51,6 +51,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from videoformers.checkpoints.loading import atomic_write
+
 __all__ = ["Window", "plan_windows", "resample_indices", "extract_features", "extract_files", "window_embedder"]
 
 
@@ -224,16 +226,6 @@ class _Videos(torch.utils.data.IterableDataset):
 # ------------------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _stem(path: str) -> str:
     p = Path(path)
     return p.name if p.is_dir() else p.stem
@@ -267,7 +259,7 @@ def _write_index(out: Path) -> None:
             w.writeheader()
             w.writerows(rows)
 
-    _atomic_write(out / "index.csv", write)
+    atomic_write(out / "index.csv", write)
 
 
 def extract_files(
@@ -354,7 +346,7 @@ def extract_files(
             counts["errors"] += 1
             print(f"extract: {path}: {item['error']}", file=sys.stderr)
             err = {"video": os.fspath(path), "error": item["error"]}
-            _atomic_write(out / f"{_stem(path)}.error.json", lambda tmp: Path(tmp).write_text(json.dumps(err)))
+            atomic_write(out / f"{_stem(path)}.error.json", lambda tmp: Path(tmp).write_text(json.dumps(err)))
         now = time.perf_counter()
         if progress and (now - last_report > 5 or item["kind"] in ("done", "error")):
             last_report = now
@@ -388,8 +380,8 @@ def _write_video(out: Path, path: str, s: dict, settings: dict, model_info: dict
         with open(tmp, "wb") as f:  # (a file object: np.save would append .npy to the temporary name)
             np.save(f, feats)
 
-    _atomic_write(out / f"{stem}.npy", save_npy)
-    _atomic_write(out / f"{stem}.json", lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
+    atomic_write(out / f"{stem}.npy", save_npy)
+    atomic_write(out / f"{stem}.json", lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
     err = out / f"{stem}.error.json"
     if err.exists():
         err.unlink()

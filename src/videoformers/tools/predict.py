@@ -354,7 +354,7 @@ def predict_timeline(
 
     import numpy as np
 
-    from .extract import extract_files
+    from .extract import _stem, extract_files
 
     if topk < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
@@ -379,7 +379,7 @@ def predict_timeline(
                       mean=pre.mean, std=pre.std, batch_size=batch_size, num_workers=num_workers, device=device,
                       decoder=decoder, rank=0, world_size=1, progress=progress)
         for f in find_videos(paths):
-            stem = Path(f).name if Path(f).is_dir() else Path(f).stem
+            stem = _stem(f)
             err = Path(tmp) / f"{stem}.error.json"
             if err.exists():
                 results.append({"path": f, "error": json.loads(err.read_text())["error"]})
