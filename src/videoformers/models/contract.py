@@ -32,7 +32,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from .layers import create_classifier, to_ntuple
+from .layers import create_classifier, run_blocks, to_ntuple
 
 __all__ = ["FeatureInfo", "ModelContract", "FeatureExtractor", "feature_take_indices", "OUTPUT_FORMATS"]
 
@@ -109,6 +109,20 @@ def take_tokens(x: torch.Tensor, num_prefix: int, grid: Sequence[int], channels_
     if num_prefix:
         tokens = torch.cat([prefix, tokens], dim=1)
     return feat, prefix, tokens
+
+
+def run_blocks_taking(blocks, x: torch.Tensor, checkpoint: int, take: Sequence[int], take_fn) -> tuple[torch.Tensor, list]:
+    """:func:`~videoformers.models.layers.run_blocks` that, after each block whose index is in ``take``, calls
+    ``take_fn(x) -> (feature, x)`` (the feature recorded, the trunk continuing from the returned ``x``)."""
+    if not take:
+        return run_blocks(blocks, x, checkpoint), []
+    feats = []
+    for i, blk in enumerate(blocks):
+        x = run_blocks([blk], x, int(i < checkpoint))
+        if i in take:
+            f, x = take_fn(x)
+            feats.append(f)
+    return x, feats
 
 
 class ModelContract:

@@ -32,9 +32,9 @@ import torch.nn as nn
 from ..checkpoints.vit_layouts import convert_vit_state_dict, resample_pos_embed
 from ..ops import Linear
 from ..registry import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ModelCard, build_model, register_model
-from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_tokens
+from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, run_blocks_taking, take_tokens
 from .layers import (
-    Attention, Block, LayerNorm, PatchEmbed, check_input, create_classifier, get_act_layer, run_blocks,
+    Attention, Block, LayerNorm, PatchEmbed, check_input, create_classifier, get_act_layer,
     stochastic_depth_rates, to_ntuple, trunc_normal_init,
 )
 
@@ -169,15 +169,11 @@ class VisionTransformer(ModelContract, nn.Module):
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         x = self.norm_pre(self.pos_drop(x + self.pos_embed_for(grid).to(x.dtype)))
         stop = self.num_blocks - 1 if stop is None else min(stop, self.num_blocks - 1)
-        if not take:
-            return run_blocks(self.blocks[: stop + 1], x, self.grad_checkpointing[0]), []
-        feats = []
-        for i in range(stop + 1):
-            x = run_blocks(self.blocks[i : i + 1], x, int(i < self.grad_checkpointing[0]))
-            if i in take:
-                f, prefix, x = take_tokens(x, self.num_prefix_tokens, grid, channels_first)
-                feats.append((f, prefix))
-        return x, feats
+        def take_fn(x: torch.Tensor):
+            f, prefix, x = take_tokens(x, self.num_prefix_tokens, grid, channels_first)
+            return (f, prefix), x
+
+        return run_blocks_taking(self.blocks[: stop + 1], x, self.grad_checkpointing[0], take, take_fn)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> all tokens ``(B, 1 + HW/p^2, D)`` after the final norm."""

@@ -55,7 +55,9 @@ import torch.nn.functional as F
 from ..checkpoints.vit_layouts import HF_TOP_KEYS, convert_hf_blocks, resample_pos_embed
 from ..ops import Linear
 from ..registry import ModelCard, build_model, register_model
-from .contract import FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, take_map, take_tokens
+from .contract import (
+    FeatureInfo, ModelContract, check_output_fmt, feature_take_indices, run_blocks_taking, take_map, take_tokens,
+)
 from .layers import (
     Attention,
     Block,
@@ -572,15 +574,11 @@ class ViViT(ModelContract, nn.Module):
         x = enc.embed(x.reshape(B * nt, hw, C)) if fe else self.embed(x.flatten(1, 2))
         last = self.num_blocks - 1 if stop is None else min(stop, self.num_blocks - 1)
         n_ckpt = self.grad_checkpointing[0]
-        if not take:
-            return run_blocks(enc.blocks[: last + 1], x, n_ckpt), []
-        feats = []
-        for i in range(last + 1):
-            x = run_blocks(enc.blocks[i : i + 1], x, int(i < n_ckpt))
-            if i in take:
-                f, prefix, x = self._take(x, channels_first)
-                feats.append((f, prefix))
-        return x, feats
+        def take_fn(x: torch.Tensor):
+            f, prefix, x = self._take(x, channels_first)
+            return (f, prefix), x
+
+        return run_blocks_taking(enc.blocks[: last + 1], x, n_ckpt, take, take_fn)
 
     def _take(self, x: torch.Tensor, channels_first: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Block tokens -> (map, prefix tokens, the tokens to continue from, rebuilt from the map)."""
