@@ -45,8 +45,8 @@ AUTHORS_PARAMS = {"dualformer_tiny": 21_767_360, "dualformer_small": 48_908_064,
 def test_params_and_flops_match_paper(name):
     model = vf.build_on_meta(lambda: vf.create_model(name))
     card = vf.get_model_card(name)
-    assert card.params_exclude_head and model.head_param_prefixes == ("head.",)
-    params = vf.count_params(model, exclude=model.head_param_prefixes)
+    assert card.params_exclude_head and model.classifier_prefixes == ("head.",)
+    params = vf.count_params(model, exclude=model.classifier_prefixes)
     assert params == AUTHORS_PARAMS[name]
     paper_params, paper_gflops = PAPER[name]
     assert abs(params / 1e6 - paper_params) / paper_params < 0.02

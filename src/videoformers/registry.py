@@ -280,7 +280,7 @@ def create_model(
             import warnings
 
             report = load_checkpoint(model, source, strict=False, drop_head_on_mismatch=True)
-            heads = (getattr(model, "head_prefix", "head."), "aux_head.", "head_cls.")  # every per-class tensor
+            heads = tuple(model.classifier_prefixes)  # every per-class tensor
             other = [k for k in report.missing + report.unexpected + [m[0] for m in report.mismatched]
                      if not k.startswith(heads)]
             if strict and other:

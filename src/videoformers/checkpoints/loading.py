@@ -191,6 +191,7 @@ def load_checkpoint(
         obj = source
     sd = unwrap_state_dict(obj)
     head_prefix = getattr(model, "head_prefix", "head.")
+    heads = tuple(getattr(model, "classifier_prefixes", (head_prefix,)))  # every per-class tensor
     sd = _mmaction_to_flat(sd, head_prefix)
     convert = getattr(model, "convert_state_dict", None)
     if callable(convert):
@@ -208,15 +209,15 @@ def load_checkpoint(
             v = inflate_weight(v, dst.shape[2], inflate)
             report.inflated.append(k)
         if v.shape != dst.shape:
-            if drop_head_on_mismatch and k.startswith(head_prefix):
+            if drop_head_on_mismatch and k.startswith(heads):
                 report.dropped.append((k, tuple(v.shape), tuple(dst.shape)))
                 continue
             report.mismatched.append((k, tuple(v.shape), tuple(dst.shape)))
             continue
         to_load[k] = v.to(dst.dtype)
-    skipped_head = drop_head_on_mismatch and any(k.startswith(head_prefix) for k in target if k not in to_load)
+    skipped_head = drop_head_on_mismatch and any(k.startswith(heads) for k in target if k not in to_load)
     report.missing = [k for k in target if k not in to_load and k not in {m[0] for m in report.mismatched}
-                      and not (skipped_head and k.startswith(head_prefix))]
+                      and not (skipped_head and k.startswith(heads))]
     report.missing = [k for k in report.missing if not k.endswith("num_batches_tracked")]
     report.loaded = len(to_load)
     if strict and not report.ok:

@@ -26,13 +26,26 @@ from pathlib import Path
 
 from .loading import atomic_write
 
-__all__ = ["Pretrained", "register_pretrained", "list_pretrained", "get_pretrained", "get_pretrained_cfg",
+__all__ = ["Pretrained", "PretrainedCfg", "register_pretrained", "list_pretrained", "get_pretrained", "get_pretrained_cfg",
            "split_name", "download", "download_url", "fetch_source", "cache_dir"]
 
 
 @dataclass(frozen=True)
 class Pretrained:
-    """One released checkpoint of a registered model."""
+    """One released checkpoint of a registered model (timm's ``pretrained_cfg``; also ``PretrainedCfg``).
+
+    Where it lives: ``hf_repo`` + ``filename`` (+ ``revision``) on the Hugging Face Hub, or ``url``, and
+    ``mirrors`` (other URLs of the same file); :attr:`urls` lists them primary first. What it is:
+    ``sha256`` (full) or ``sha256_prefix`` (the 8+ hex digits MMAction2's and torch.hub's file names
+    carry), ``file_size`` in bytes, ``layout`` (``"authors"``, ``"mmaction2"``, ``"hf"`` or ``"ours"``),
+    ``num_classes`` and ``labels`` (the shipped label map in *this file's* head order, :attr:`label_map`).
+    ``init="image"`` marks an image encoder (CLIP) a video model starts from: it is loaded by the model's
+    ``load_image_pretrained`` and the video modules keep their initialisation. ``preprocess`` holds the
+    test pipeline (:class:`videoformers.tools.predict.Preprocess` fields), read through the properties
+    :attr:`num_frames`, :attr:`sampling`, :attr:`frame_interval`, :attr:`img_size`,
+    :attr:`test_short_side`, :attr:`test_views`, :attr:`mean` and :attr:`std` (the model card fills
+    what the entry does not say).
+    """
 
     model: str
     tag: str
@@ -40,16 +53,24 @@ class Pretrained:
     filename: str | None = None
     revision: str | None = None
     url: str | None = None
+    mirrors: tuple[str, ...] = ()
     sha256: str | None = None          # the file's full SHA-256 when known (checked after download)
     sha256_prefix: str | None = None   # a hash prefix a file name carries (MMAction2's ``-c630a037``)
+    file_size: int | None = None       # bytes, where the host lists it (Git LFS pointers)
+    layout: str = "authors"            # authors | mmaction2 | hf | ours
     num_classes: int | None = None
     labels: str | None = None          # a label-map name of ``videoformers.labels``
+    init: str | None = None            # "image": an image encoder a video model starts from
     overrides: dict = field(default_factory=dict)     # builder overrides the file needs
     preprocess: dict = field(default_factory=dict)    # ``videoformers.tools.predict.Preprocess`` fields
-    metrics: dict = field(default_factory=dict)       # what the source reports (e.g. top1)
+    metrics: dict = field(default_factory=dict)       # what the source reports (top1, top5, source)
+    license: str = ""
+    paper: str = ""
     source: str = ""                   # repository, file and line of the facts above
     verified: str = ""                 # what was and was not checked
     default: bool = False              # the tag ``pretrained=True`` takes for this model
+
+    LAYOUTS = ("authors", "mmaction2", "hf", "ours")
 
     @property
     def name(self) -> str:
@@ -60,6 +81,98 @@ class Pretrained:
             raise ValueError(f"{self.name}: give either hf_repo + filename or url")
         if self.hf_repo is not None and not self.filename:
             raise ValueError(f"{self.name}: a Hub entry needs its filename")
+        if self.layout not in self.LAYOUTS:
+            raise ValueError(f"{self.name}: layout must be one of {self.LAYOUTS}, got {self.layout!r}")
+        if self.init not in (None, "image"):
+            raise ValueError(f"{self.name}: init must be None or 'image', got {self.init!r}")
+        object.__setattr__(self, "mirrors", tuple(self.mirrors))
+
+    # ------------------------------------------------------------------ where
+    @property
+    def hf_hub_id(self) -> str | None:
+        return self.hf_repo
+
+    @property
+    def hf_filename(self) -> str | None:
+        return self.filename if self.hf_repo is not None else None
+
+    @property
+    def file_name(self) -> str:
+        """The file's name (what ``VIDEOFORMERS_MIRROR`` serves and the cache stores)."""
+        return self.filename if self.hf_repo is not None else Path(self.url.split("?")[0]).name \
+            if "drive.usercontent.google.com" not in self.url else (self.filename or self.tag + ".pth")
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every URL of the file, primary first (a Hub file's ``resolve`` URL on huggingface.co)."""
+        if self.hf_repo is not None:
+            primary = f"https://huggingface.co/{self.hf_repo}/resolve/{self.revision or 'main'}/{self.filename}"
+        else:
+            primary = self.url
+        return (primary, *self.mirrors)
+
+    # ------------------------------------------------------------------ what
+    @property
+    def label_map(self) -> str | None:
+        return self.labels
+
+    def _card(self):
+        from videoformers.registry import get_model_card
+
+        return get_model_card(self.model).with_overrides(**self.overrides)
+
+    @property
+    def test_pipeline(self):
+        """The full test pipeline (:class:`videoformers.tools.predict.Preprocess`) of a video entry: the
+        family's defaults for what the entry does not record; ``None`` for image models."""
+        from videoformers.tools.predict import preprocess_for
+
+        card = self._card()
+        if not card.is_video:
+            return None
+        size = {"img_size": self.overrides["img_size"]} if "img_size" in self.overrides else {}
+        return preprocess_for(self.model, **{"num_frames": card.input_size[1], **size, **self.preprocess})
+
+    def _pre(self, key: str, default=None):
+        pipe = self.test_pipeline
+        return getattr(pipe, key) if pipe is not None else self.preprocess.get(key, default)
+
+    @property
+    def num_frames(self) -> int | None:
+        return self._pre("num_frames")
+
+    @property
+    def img_size(self) -> int:
+        return int(self._pre("img_size", self._card().input_size[-1]))
+
+    @property
+    def sampling(self) -> str | None:
+        return self._pre("sampling")
+
+    @property
+    def frame_interval(self) -> int | None:
+        return self._pre("frame_interval")
+
+    @property
+    def test_short_side(self) -> int:
+        """The short side a test frame is resized to before the crop(s)."""
+        return int(self._pre("short_side", round(self.img_size * 256 / 224)))  # image models: 224 -> 256
+
+    @property
+    def test_views(self) -> tuple[int, int]:
+        """``(clips, crops)`` at test time."""
+        return int(self._pre("num_clips", 1)), int(self._pre("num_crops", 1))
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return tuple(self._pre("mean", self._card().mean))
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return tuple(self._pre("std", self._card().std))
+
+
+PretrainedCfg = Pretrained
 
 
 _ZOO: dict[str, Pretrained] = {}

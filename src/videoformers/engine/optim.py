@@ -38,10 +38,7 @@ __all__ = [
 def head_prefixes(model: nn.Module, cfg: OptimConfig) -> tuple[str, ...]:
     if cfg.head_keys:
         return tuple(cfg.head_keys)
-    pre = getattr(model, "head_param_prefixes", None)
-    if pre:
-        return tuple(pre)
-    return (getattr(model, "head_prefix", "head."),)
+    return tuple(getattr(model, "classifier_prefixes", ("head.",)))
 
 
 _BLOCK_RE = re.compile(r"(?:^|\.)(?:blocks|resblocks|layers)\.(\d+)\.")

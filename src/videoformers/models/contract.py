@@ -135,6 +135,10 @@ class ModelContract:
     """
 
     head_prefix = "head."
+    #: Every tensor with one row per class (the classifier and any auxiliary per-class head): what
+    #: fine-tuning to another ``num_classes`` re-initialises, the optimiser's head group and what
+    #: ``convert`` strips for a backbone-only file.
+    classifier_prefixes: tuple[str, ...] = ("head.",)
     feature_info: FeatureInfo
 
     # ---------------------------------------------------------------- classifier

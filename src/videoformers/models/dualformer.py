@@ -287,8 +287,6 @@ class DualFormer(ModelContract, nn.Module):
     other clip lengths and crops.
     """
 
-    head_param_prefixes = ("head.",)
-
     def __init__(
         self,
         num_classes: int = 400,

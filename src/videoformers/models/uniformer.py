@@ -209,6 +209,8 @@ class UniFormer(ModelContract, nn.Module):
     stages are the intermediates (strides 4, 8, 16, 32; time halved by the stem).
     """
 
+    classifier_prefixes = ("head.", "aux_head.")  # the token-labelling head has a row per class too
+
     def __init__(
         self,
         dims: int = 3,

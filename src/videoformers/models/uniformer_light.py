@@ -136,6 +136,8 @@ class HUniFormer(UniFormer):
     """Light-weight UniFormer (TPAMI Sec. 5.2, Tables 11-12): UniFormer stages 1-2 with a conv stem,
     H-UniFormer blocks in stages 3-4, a score token with its own head."""
 
+    classifier_prefixes = ("head.", "head_cls.")  # the distillation-token classifier
+
     export_note = ("models that pick tokens by score (H-UniFormer's token shrinking) break exact ties "
                    "differently in onnxruntime, and untrained weights make ties")
 

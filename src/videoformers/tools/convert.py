@@ -214,10 +214,7 @@ def inspect_checkpoint(path: str | os.PathLike) -> tuple[Any, CheckpointInfo]:
 
 
 def _head_keys(model: nn.Module) -> tuple[str, ...]:
-    prefixes = {getattr(model, "head_prefix", "head.")}
-    prefixes.update(getattr(model, "head_param_prefixes", ()))
-    prefixes.add("aux_head.")  # UniFormer's token-labelling head also has one row per class
-    return tuple(sorted(prefixes))
+    return tuple(getattr(model, "classifier_prefixes", (getattr(model, "head_prefix", "head."),)))
 
 
 def _our_layout(model: nn.Module, obj: Any) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ def model_rows(pattern: str | None = None, flops: bool = True) -> list[dict]:
     for name in list_models(pattern):
         card = get_model_card(name)
         model = build_on_meta(lambda: create_model(name))
-        exclude = tuple(getattr(model, "head_param_prefixes", ("head.",))) if card.params_exclude_head else ()
+        exclude = tuple(getattr(model, "classifier_prefixes", ("head.",))) if card.params_exclude_head else ()
         params = count_params(model, exclude=exclude) / 1e6
         gflops = count_flops(model, (1, *card.input_size)) if flops else None
         rows.append({
