@@ -1,6 +1,7 @@
 """Config loading: YAML recipes -> typed dataclasses, dotted overrides, errors naming the key."""
 
 import pytest
+import torch
 
 from videoformers.analysis import build_on_meta
 from videoformers.engine.config import (
@@ -120,7 +121,7 @@ def test_recipe_numbers_follow_the_papers():
 @pytest.mark.parametrize("name", sorted(EXPECTED_RECIPES))
 def test_recipe_builds_its_model(name):
     """Every recipe's model section is accepted by the registered builder (checked on the meta device)."""
-    cfg = load_config(name)
+    cfg = load_config(name, ["model.pretrained=null"])  # no download here: the release is checked below
     if cfg.model.name not in list_models():
         pytest.skip(f"{cfg.model.name} is not registered in this build")
     model = build_on_meta(lambda: build_model(cfg, cfg.model.num_classes or 6))
@@ -142,3 +143,33 @@ def test_cli_lists_recipes_and_rejects_bad_keys(capsys):
     assert main(["train", "demo", "data.num_frame=8"]) == 2
     err = capsys.readouterr().err
     assert "data.num_frame" in err and "num_frames" in err
+
+
+@pytest.mark.parametrize("name", sorted(n for n in EXPECTED_RECIPES if load_config(n).model.pretrained))
+def test_recipe_starts_from_a_catalogued_release_that_fits(name):
+    """A recipe's ``model.pretrained`` names a catalogued release (with its source); an image encoder goes
+    to a model that can start from one, and any other release -- stood in for by the release's own
+    architecture, untrained, as no file can be downloaded here -- loads into the recipe's model with
+    everything but, at most, the classifier."""
+    from videoformers.checkpoints.zoo import get_pretrained_cfg, list_pretrained, load_released
+    from videoformers.registry import create_model
+
+    cfg = load_config(name)
+    assert cfg.model.pretrained in list_pretrained()
+    entry = get_pretrained_cfg(cfg.model.pretrained)
+    assert entry.source and entry.verified
+    kw = {"num_classes": cfg.model.num_classes or 6, **(cfg.model.overrides or {})}
+    if entry.init == "image":
+        model = build_on_meta(lambda: create_model(cfg.model.name, **kw))
+        assert hasattr(model, "load_image_pretrained") and entry.model.split("_")[0] == cfg.model.name.split("_")[0]
+        image = build_on_meta(lambda: create_model(entry.model))  # same width and patch as the encoder
+        assert image.num_features == model.num_features
+        assert image.patch_embed.proj.weight.shape[-2:] == model.patch_embed.proj.weight.shape[-2:]
+        return
+    torch.manual_seed(0)
+    src = create_model(entry.name).state_dict()
+    model = create_model(cfg.model.name, **kw)
+    report, how = load_released(model, entry, strict=True, source=src)
+    heads = tuple(model.classifier_prefixes)
+    assert not [k for k in report.missing + report.unexpected if not k.startswith(heads)]
+    assert how in ("loaded", "head_dropped", "k710_mapped") and report.loaded > 0.9 * len(model.state_dict())

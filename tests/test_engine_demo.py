@@ -101,6 +101,34 @@ def test_demo_quick_and_eval(tmp_path):
     assert written["top1"] == e["top1"] and written["num_views"] == 3 and written["num_samples"] == 6
     assert (tmp_path / "eval" / "predictions.csv").is_file() and (tmp_path / "eval" / "confusion_matrix.png").is_file()
 
+    # the same weights as released weights by name: `videoformers eval CONFIG --model NAME.tag` (a cached
+    # file, so no network) gives the same figures
+    import shutil
+
+    from videoformers.checkpoints import zoo
+    from videoformers.cli import main
+
+    zoo._ensure_catalogue()
+    mcfg = load_config(str(out / "config.yaml")).model
+    entry = zoo.Pretrained(model=mcfg.name, tag="test_demo_release", url="https://example.invalid/demo-release.pth",
+                           num_classes=torch.load(out / "checkpoint_best.pth", weights_only=True)["num_classes"], overrides=dict(mcfg.overrides),
+                           layout="ours")
+    monkey = pytest.MonkeyPatch()
+    try:
+        monkey.setenv("VIDEOFORMERS_CACHE", str(tmp_path / "cache"))
+        monkey.setitem(zoo._ZOO, entry.name, entry)
+        (tmp_path / "cache" / mcfg.name).mkdir(parents=True)
+        shutil.copy(out / "checkpoint_best.pth", tmp_path / "cache" / mcfg.name / "demo-release.pth")
+        assert main(["eval", str(out / "config.yaml"), "--model", entry.name, f"train.output_dir={tmp_path / 'eval2'}",
+                     "data.test_num_crops=3", "eval.use_ema=false"]) == 0
+        by_name = json.loads((tmp_path / "eval2" / "metrics.json").read_text())
+        e2 = evaluate_checkpoint(load_config(str(out / "config.yaml"), [
+            f"checkpoint={out / 'checkpoint_best.pth'}", f"train.output_dir={tmp_path / 'eval3'}",
+            "data.test_num_crops=3", "eval.use_ema=false"]))
+        assert by_name["top1"] == e2["top1"] and by_name["checkpoint"] == entry.name and by_name["num_views"] == 3
+    finally:
+        monkey.undo()
+
 
 def test_demo_cam_quick(tmp_path):
     """``videoformers demo --cam`` on a tiny data set: the five steps, the Grad-CAM pictures, and the

@@ -24,31 +24,43 @@ class _Server(http.server.ThreadingHTTPServer):
     files: dict[str, bytes]
     hits: list[str]
     cut: set[str]  # paths whose next GET stops half-way (Content-Length promises the whole file)
+    types: dict[str, str]  # Content-Type per path (default application/octet-stream)
+    ranges: bool  # honour "Range: bytes=N-" (206); False: answer 200 with the whole file, as some hosts do
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     def _reply(self, body: bool) -> None:
-        self.server.hits.append(f"{self.command} {self.path}")
-        data = self.server.files.get(self.path.split("?")[0])
+        rng = self.headers.get("Range")
+        self.server.hits.append(f"{self.command} {self.path}" + (f" Range:{rng}" if rng else ""))
+        path = self.path.split("?")[0]
+        data = self.server.files.get(path)
         if data is None:
             self.send_response(404)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
+        start = int(rng.split("=", 1)[1].split("-", 1)[0]) if rng and self.server.ranges else 0
+        if start >= len(data) > 0:
+            self.send_response(416)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.send_header("Content-Type", self.server.types.get(path, "application/octet-stream"))
         self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
         self.send_header("X-Repo-Commit", COMMIT)
         self.end_headers()
         if body:
-            path = self.path.split("?")[0]
             if path in self.server.cut:
                 self.server.cut.discard(path)
-                self.wfile.write(data[: len(data) // 2])
+                self.wfile.write(data[start: start + (len(data) - start) // 2])
                 self.wfile.flush()
                 self.close_connection = True
                 return
-            self.wfile.write(data)
+            self.wfile.write(data[start:])
 
     def do_HEAD(self):  # noqa: N802 (http.server's naming)
         self._reply(False)
@@ -63,7 +75,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = _Server(("127.0.0.1", 0), _Handler)
-    srv.files, srv.hits, srv.cut = {}, [], set()
+    srv.files, srv.hits, srv.cut, srv.types, srv.ranges = {}, [], set(), {}, True
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     yield srv
@@ -233,6 +245,22 @@ def test_catalogue_entry_is_consistent(name):
     assert set(p.preprocess) <= set(Preprocess.__dataclass_fields__)
     if p.sha256:
         assert len(p.sha256) == 64
+    # the PretrainedCfg fields the issue lists, and that they agree with the host and the model
+    assert p.layout in Pretrained.LAYOUTS and p.license and p.paper
+    assert p.urls[0].startswith("https://") and all(u.startswith("https://") for u in p.urls)
+    assert ("download.openmmlab.com" in p.urls[0]) == (p.layout == "mmaction2" and "openmmlab" in p.urls[0])
+    assert p.file_size is None or p.file_size > 1_000_000
+    assert (p.hf_hub_id, p.hf_filename) == ((p.hf_repo, p.filename) if p.hf_repo else (None, None))
+    if p.init == "image":  # an image encoder: no classes of its own, a model that starts from one
+        assert p.num_classes is None and p.labels is None and hasattr(m, "load_image_pretrained")
+    card = m.model_card
+    assert p.img_size == card.input_size[-1]
+    if card.is_video and p.init is None:
+        pipe = p.test_pipeline
+        assert pipe.num_frames == card.input_size[1] == p.num_frames and pipe.img_size == p.img_size
+        assert p.test_views == (pipe.num_clips, pipe.num_crops) and p.test_short_side >= p.img_size
+        assert p.sampling in ("dense", "uniform", "sparse") and p.frame_interval >= 1
+        assert len(p.mean) == len(p.std) == 3
 
 
 def test_file_name_hash_cut_transfers_mirror_and_pretrained_forms(server, scratch_zoo, tmp_path, monkeypatch):
@@ -246,7 +274,7 @@ def test_file_name_hash_cut_transfers_mirror_and_pretrained_forms(server, scratc
     with pytest.raises(OSError, match=r"SHA-256 .* expected deadbeef"):
         vf.create_model("uniformer_small", pretrained=base + "/mm/uniformer_tiny_20221219-deadbeef.pth", num_classes=3,
                         **TINY)
-    assert not any((tmp_path / "cache").rglob("*deadbeef*"))
+    assert not [p for p in (tmp_path / "cache").rglob("*deadbeef*") if p.suffix != ".lock"]
     # a transfer cut half-way: error, nothing left that passes as done; the next call succeeds
     server.cut.add(good)
     with pytest.raises(OSError, match="transfer stopped"):
@@ -405,3 +433,154 @@ def test_hub_vivit_safetensors_in_the_hf_layout(server, scratch_zoo, monkeypatch
         ref = hf(pixel_values=x.permute(0, 2, 1, 3, 4)).logits
         out = ours(x)
     assert out.abs().max() > 0.1 and (out - ref).abs().max().item() < 1e-5
+
+
+def test_interrupted_download_resumes_with_a_range_request(server, scratch_zoo, tmp_path):
+    """A cut transfer keeps its bytes in ``<file>.partial``; the next call asks only for the rest
+    (``Range``), and a host that ignores ``Range`` (200, whole file) replaces the partial file."""
+    data = bytes(range(256)) * 4000
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    server.files["/r/w.bin"] = data
+    dest = tmp_path / "dl" / "w.bin"
+    server.cut.add("/r/w.bin")
+    with pytest.raises(OSError, match="next call resumes"):
+        zoo.download_url(base + "/r/w.bin", dest, progress=False)
+    part = dest.with_name("w.bin.partial")
+    assert not dest.exists() and 0 < part.stat().st_size < len(data)
+    have = part.stat().st_size
+    assert zoo.download_url(base + "/r/w.bin", dest, sha256=hashlib.sha256(data).hexdigest(), progress=False) == dest
+    assert dest.read_bytes() == data and not part.exists()
+    assert server.hits[-1] == f"GET /r/w.bin Range:bytes={have}-"
+    # a host without Range support: the whole file again, not appended to the partial one
+    server.ranges = False
+    dest2 = tmp_path / "dl" / "w2.bin"
+    server.files["/r/w2.bin"] = data
+    server.cut.add("/r/w2.bin")
+    with pytest.raises(OSError):
+        zoo.download_url(base + "/r/w2.bin", dest2, progress=False)
+    assert zoo.download_url(base + "/r/w2.bin", dest2, progress=False).read_bytes() == data
+    # a partial file that already holds everything (416 to the Range request) is completed, not refetched
+    server.ranges = True
+    dest3 = tmp_path / "dl" / "w3.bin"
+    dest3.with_name("w3.bin.partial").write_bytes(data)
+    server.files["/r/w3.bin"] = data
+    assert zoo.download_url(base + "/r/w3.bin", dest3, size=len(data), progress=False).read_bytes() == data
+
+
+def test_html_answer_wrong_size_and_mirror_fallback(server, scratch_zoo, tmp_path):
+    """A web page instead of the file (Google Drive's quota or virus-scan page) is refused and not kept;
+    a file whose size is not the catalogue's is deleted; a dead primary URL falls back to the mirrors."""
+    data, ref = _authors_layout_bytes()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    server.files["/drive/download"] = b"<!DOCTYPE html><html>Google Drive - Quota exceeded</html>"
+    server.types["/drive/download"] = "text/html; charset=utf-8"
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_html", url=base + "/drive/download?id=1x&confirm=t",
+                                   filename="u_drive.pth", num_classes=3, overrides=TINY))
+    with pytest.raises(OSError, match=r"web page \(text/html\)"):
+        vf.create_model("uniformer_small.test_html", pretrained=True)
+    assert not [p for p in (tmp_path / "cache").rglob("u_drive*") if p.suffix != ".lock"]
+    server.files["/s/u.pth"] = data
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_size", url=base + "/s/u.pth",
+                                   file_size=len(data) + 1, num_classes=3, overrides=TINY))
+    with pytest.raises(OSError, match="catalogue says"):
+        vf.create_model("uniformer_small.test_size", pretrained=True)
+    assert not (tmp_path / "cache" / "uniformer_small" / "u.pth").exists()
+    server.files["/mirror2/u_m.pth"] = data
+    register_pretrained(Pretrained(model="uniformer_small", tag="test_mirrors", url=base + "/gone/u_m.pth",
+                                   mirrors=(base + "/mirror2/u_m.pth",), file_size=len(data), num_classes=3,
+                                   overrides=TINY))
+    assert zoo.get_pretrained_cfg("uniformer_small.test_mirrors").urls == (base + "/gone/u_m.pth", base + "/mirror2/u_m.pth")
+    m = vf.create_model("uniformer_small.test_mirrors", pretrained=True)
+    assert all(torch.equal(m.state_dict()[k], v) for k, v in ref.items())
+    assert "GET /gone/u_m.pth" in server.hits and "GET /mirror2/u_m.pth" in server.hits
+
+
+def test_concurrent_downloads_of_one_file_wait_for_each_other(server, scratch_zoo, tmp_path):
+    """Ranks of one job fetching the same file: one transfer, every caller gets the complete file."""
+    data = bytes(range(256)) * 20000
+    server.files["/c/f.bin"] = data
+    url = f"http://127.0.0.1:{server.server_address[1]}/c/f.bin"
+    dest = tmp_path / "dl" / "f.bin"
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(zoo.download_url(url, dest, progress=False)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and dest.read_bytes() == data
+    assert sum(h.startswith("GET /c/f.bin") for h in server.hits) == 1
+
+
+UV2_TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=3, num_heads=4, global_layers=2)
+
+
+def test_kinetics710_release_fine_tuned_to_k400_keeps_the_head_rows(server, scratch_zoo):
+    """A 710-class release loaded for 400 classes keeps the head rows of the K400 classes (UniFormerV2
+    App. F) -- the logits are the 710-way model's at those rows -- and names the K400 classes."""
+    from videoformers.checkpoints.k710 import k710_index_map
+    from videoformers.labels import get_labels
+
+    torch.manual_seed(0)
+    full = vf.create_model("uniformerv2_b16", num_classes=710, **UV2_TINY).eval()
+    with torch.no_grad():
+        for p in full.parameters():
+            p.add_(torch.randn_like(p) * 0.02)  # zero-initialised video modules must matter too
+    buf = io.BytesIO()
+    torch.save({"state_dict": full.state_dict()}, buf)
+    server.files["/k710/u.pth"] = buf.getvalue()
+    register_pretrained(Pretrained(model="uniformerv2_b16", tag="test_k710", num_classes=710, labels="kinetics710",
+                                   url=f"http://127.0.0.1:{server.server_address[1]}/k710/u.pth", overrides=UV2_TINY))
+    m = vf.create_model("uniformerv2_b16.test_k710", pretrained=True, num_classes=400).eval()
+    x = torch.randn(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), full(x)[:, k710_index_map(400)], rtol=0, atol=1e-6)
+    assert m.label_names == get_labels("kinetics400")
+    # the 710-way model itself keeps the K710 names
+    assert vf.create_model("uniformerv2_b16.test_k710", pretrained=True).label_names == get_labels("kinetics710")
+
+
+def test_clip_image_encoder_release_starts_a_video_model(server, scratch_zoo):
+    """An ``init="image"`` release (MMAction2's CLIP visual encoder: OpenAI names without ``visual.``)
+    initialises the image-ViT part through ``load_image_pretrained``; the video modules keep their init."""
+    transformers = pytest.importorskip("transformers")
+    from test_vit import _openai_layout  # noqa: PLC0415 (an independent key writer)
+
+    hf = transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(
+        hidden_size=64, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4, patch_size=8,
+        image_size=32, hidden_act="quick_gelu", projection_dim=48))
+    visual = {k.removeprefix("visual."): v for k, v in _openai_layout(hf.state_dict()).items() if k.startswith("visual.")}
+    buf = io.BytesIO()
+    torch.save(visual, buf)
+    server.files["/clip/vit-tiny_clip-rgb.pth"] = buf.getvalue()
+    register_pretrained(Pretrained(model="uniformerv2_b16", tag="test_clip", layout="mmaction2", init="image",
+                                   url=f"http://127.0.0.1:{server.server_address[1]}/clip/vit-tiny_clip-rgb.pth",
+                                   overrides=UV2_TINY))
+    m = vf.create_model("uniformerv2_b16.test_clip", pretrained=True, num_classes=5)
+    assert m.num_classes == 5 and m.label_names is None
+    torch.testing.assert_close(m.patch_embed.proj.weight[:, :, m.patch_embed.proj.weight.shape[2] // 2],
+                               visual["conv1.weight"])
+    report = m.pretrained_report
+    assert not report.unexpected and not report.mismatched and report.missing
+    assert not any(t.is_meta for t in m.parameters())  # the video modules were initialised, not left on meta
+
+
+def test_reorder_classes_moves_head_rows_with_their_names():
+    """UniFormer's K400 head is in the authors' class order; reordering to MMAction2's alphabetical order
+    moves every logit with its name (and refuses a target that is not the same set of classes)."""
+    from videoformers.labels import get_labels
+
+    torch.manual_seed(0)
+    m = vf.create_model("uniformer_small", num_classes=400, **{k: v for k, v in TINY.items()}).eval()
+    m.label_names = get_labels("kinetics400_uniformer")
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        before = m(x)[0]
+        vf.reorder_classes(m, "kinetics400")
+        after = m(x)[0]
+    authors, alpha = get_labels("kinetics400_uniformer"), get_labels("kinetics400")
+    assert authors != alpha and m.label_names == alpha
+    for j in (0, 1, 137, 399):
+        assert after[j] == before[authors.index(alpha[j])]
+    with pytest.raises(ValueError, match="cannot reorder 400 classes to 600"):
+        vf.reorder_classes(m, "kinetics600")

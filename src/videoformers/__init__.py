@@ -3,7 +3,7 @@
 from .analysis import build_on_meta, count_flops, count_params
 from .checkpoints import CheckpointError, LoadReport, load_checkpoint
 from .checkpoints.folders import from_pretrained, save_pretrained
-from .checkpoints.zoo import get_pretrained_cfg, list_pretrained
+from .checkpoints.zoo import get_pretrained_cfg, list_pretrained, reorder_classes
 from .registry import ModelCard, create_model, get_model_card, list_models, register_model
 
 __version__ = "0.1.0"
@@ -25,6 +25,7 @@ __all__ = [
     "get_pretrained_cfg",
     "load_checkpoint",
     "register_model",
+    "reorder_classes",
 ]
 
 

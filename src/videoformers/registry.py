@@ -235,13 +235,16 @@ def create_model(
     if isinstance(pretrained, str) and tag is None and not os.path.exists(pretrained) \
             and f"{name}.{pretrained}" in list_pretrained():  # create_model("uniformer_small", pretrained="k400_16x8")
         tag, pretrained = pretrained, True
-    finetune = False
+    keeps_all = True  # every tensor of the model comes from the file (built on the meta device)
     if tag is not None or pretrained is True:
         released = get_pretrained(name, tag)
         head = {} if released.num_classes is None else {"num_classes": released.num_classes}
-        # Another number of classes: fine-tuning from the release, whose classifier is then left out.
-        finetune = pretrained is True and "num_classes" in overrides and head.get("num_classes") not in (
-            None, overrides["num_classes"])
+        if pretrained is True:
+            wanted = overrides.get("num_classes", released.num_classes)
+            # An image encoder leaves the video modules at their init; another number of classes leaves the
+            # classifier (fine-tuning), except a K710 head, whose rows of K400/600/700 are kept.
+            keeps_all = released.init is None and (wanted == released.num_classes or (
+                released.num_classes == 710 and wanted in (400, 600, 700)))
         overrides = {**released.overrides, **head, **overrides}
     unknown = sorted(set(overrides) - entry.accepts)
     if unknown:
@@ -262,7 +265,7 @@ def create_model(
             model, _ = load_model(pretrained, name, strict=strict, **overrides)
             model.model_overrides = {**info.overrides, **overrides}
             return model
-    if pretrained is not None and strict and not finetune:
+    if pretrained is not None and strict and keeps_all:
         # Every tensor comes from the checkpoint: skip random init by building on the meta device.
         with torch.device("meta"):
             model = entry.builder(**overrides)
@@ -271,31 +274,31 @@ def create_model(
     model.model_card = entry.card.with_overrides(**overrides)
     model.model_name = name
     model.model_overrides = dict(overrides)  # what save_pretrained records
-    if pretrained is not None:
-        from videoformers.checkpoints import load_checkpoint
-        from videoformers.checkpoints.zoo import download, fetch_source
+    how = None
+    if pretrained is True:
+        from videoformers.checkpoints.zoo import load_released
 
-        source = download(released) if pretrained is True else fetch_source(name, pretrained)
-        if finetune:
+        report, how = load_released(model, released, strict=strict)
+        model.pretrained_report = report
+        if how == "head_dropped":
             import warnings
 
-            report = load_checkpoint(model, source, strict=False, drop_head_on_mismatch=True)
-            heads = tuple(model.classifier_prefixes)  # every per-class tensor
-            other = [k for k in report.missing + report.unexpected + [m[0] for m in report.mismatched]
-                     if not k.startswith(heads)]
-            if strict and other:
-                from videoformers.checkpoints import CheckpointError
-
-                raise CheckpointError(f"{name}.{released.tag} does not fit beyond its classifier:\n{report}", report)
-            dropped = sorted(k for k in model.state_dict() if k.startswith(heads))
+            dropped = sorted(k for k in model.state_dict() if k.startswith(tuple(model.classifier_prefixes)))
             warnings.warn(f"{name}.{released.tag}: {released.num_classes}-class classifier left out for "
                           f"num_classes={overrides['num_classes']}; re-initialised: {', '.join(dropped)}", stacklevel=2)
-        else:
-            load_checkpoint(model, source, strict=strict)
+    elif pretrained is not None:
+        from videoformers.checkpoints import load_checkpoint
+        from videoformers.checkpoints.zoo import fetch_source
+
+        model.pretrained_report = load_checkpoint(model, fetch_source(name, pretrained), strict=strict)
     if released is not None:
         _attach_release(model, released)
-        if finetune:
-            model.label_names = None  # the release's class names belong to its own head
+        if how == "k710_mapped":  # the kept rows are in that Kinetics set's own (MMAction2, alphabetical) order
+            from videoformers.labels import get_labels
+
+            model.label_names = get_labels(f"kinetics{model.num_classes}")
+        elif how in ("head_dropped", "image_init"):
+            model.label_names = None  # no class names belong to a new head
     if features_only:
         from videoformers.models.contract import FeatureExtractor
 

@@ -24,10 +24,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .loading import atomic_write
-
 __all__ = ["Pretrained", "PretrainedCfg", "register_pretrained", "list_pretrained", "get_pretrained", "get_pretrained_cfg",
-           "split_name", "download", "download_url", "fetch_source", "cache_dir"]
+           "split_name", "download", "download_url", "load_released", "reorder_classes", "fetch_source", "cache_dir"]
 
 
 @dataclass(frozen=True)
@@ -263,48 +261,112 @@ def _check_hash(path: Path, want: str | None, what: str) -> None:
                       "different file (deleted; the next call downloads it again)")
 
 
-def download_url(url: str, dest: Path, sha256: str | None = None, progress: bool = True, what: str = "") -> Path:
-    """``url`` into ``dest``: streamed into a temporary file next to it and renamed only when complete and
-    its SHA-256 (``sha256`` or the file name's hex suffix) checks out. A cached ``dest`` is returned without
-    network access; offline (``VIDEOFORMERS_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``) a missing file is an error."""
+def _lock(path: Path):
+    """An exclusive lock on ``<path>.lock`` (POSIX ``flock``): ranks of one job fetching the same file
+    wait for the first instead of appending to one partial file together."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def held():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "w") as f:
+            try:
+                import fcntl
+
+                fcntl.flock(f, fcntl.LOCK_EX)
+            except ImportError:  # pragma: no cover - Windows: no lock, downloads are still atomic
+                pass
+            yield
+
+    return held()
+
+
+def download_url(url: str, dest: Path, sha256: str | None = None, progress: bool = True, what: str = "",
+                 size: int | None = None) -> Path:
+    """``url`` into ``dest``, resumable: bytes stream into ``<dest>.partial``; an interrupted transfer is
+    continued with an HTTP ``Range`` request on the next call (a server that ignores it sends the whole
+    file again, which replaces the partial one). ``dest`` appears only when the file is complete and its
+    size (``size``) and SHA-256 (``sha256``, else the hex suffix of ``dest``'s name) check out. An HTML
+    answer (a login, quota or virus-scan page, as Google Drive gives) is refused, not saved. A cached
+    ``dest`` is returned without network access; offline (``VIDEOFORMERS_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``)
+    a missing file is an error."""
+    import urllib.error
+
     what = what or url
+    dest = Path(dest)
     if dest.is_file():
         return dest
     if _offline():
         raise OSError(f"{what}: {dest} is not cached and downloads are off (offline mode); fetch it on a machine "
                       f"with network (`videoformers download`) and copy it there")
-    want = _expected_hash(Path(url.split("?")[0]).name, sha256)
-
-    def fetch(tmp: str) -> None:  # streamed into the temporary file; checked before it becomes ``dest``
-        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
-            total = int(r.headers.get("Content-Length") or 0)
-            bar = None
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=Path(dest).name, leave=False)
-            got = 0
-            try:
-                while True:
-                    block = r.read(1 << 20)
-                    if not block:
-                        break
-                    f.write(block)
-                    got += len(block)
-                    if bar is not None:
-                        bar.update(len(block))
-            except http.client.IncompleteRead as e:
-                raise OSError(f"{what}: the transfer stopped after {got + len(e.partial)} bytes "
-                              f"of {total or 'unknown'}") from None
-            finally:
-                if bar is not None:
-                    bar.close()
-            if total and got != total:
-                raise OSError(f"{what}: the transfer stopped after {got} of {total} bytes; try again")
-        _check_hash(Path(tmp), want, what)
-
-    atomic_write(dest, fetch)
+    want = _expected_hash(dest.name, sha256)
+    part = dest.with_name(dest.name + ".partial")
+    with _lock(dest):
+        if dest.is_file():  # another process finished it while this one waited
+            return dest
+        have = part.stat().st_size if part.is_file() else 0
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            r = urllib.request.urlopen(request, timeout=60)
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and have:  # nothing after what we hold: the partial file is complete
+                r = None
+            else:
+                raise OSError(f"{what}: HTTP {e.code} {e.reason} from {url}") from None
+        except urllib.error.URLError as e:
+            raise OSError(f"{what}: cannot reach {url}: {e.reason}") from None
+        if r is not None:
+            with r:
+                kind = (r.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+                if kind in ("text/html", "application/xhtml+xml"):
+                    raise OSError(f"{what}: {url} answered with a web page ({kind}), not the checkpoint: the host "
+                                  "wants a login or a confirmation, or a download quota is exceeded (Google Drive). "
+                                  "Download it in a browser and pass the file's path, or set VIDEOFORMERS_MIRROR")
+                resumed = r.status == 206
+                if not resumed:
+                    have = 0
+                length = int(r.headers.get("Content-Length") or 0)
+                total = have + length if length else (size or 0)
+                _stream(r, part, "ab" if resumed else "wb", have, total, progress, dest.name, what)
+        got = part.stat().st_size
+        if size and got != size:
+            part.unlink()
+            raise OSError(f"{what}: the file has {got} bytes, the catalogue says {size}: a different file (deleted; "
+                          "the next call downloads it again)")
+        _check_hash(part, want, what)
+        with open(part, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(part, dest)
     return dest
+
+
+def _stream(r, part: Path, mode: str, have: int, total: int, progress: bool, label: str, what: str) -> None:
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total or None, initial=have, unit="B", unit_scale=True, desc=label, leave=False)
+    got = have
+    try:
+        with open(part, mode) as f:
+            while True:
+                try:
+                    block = r.read(1 << 20)
+                except (http.client.IncompleteRead, OSError) as e:
+                    f.write(getattr(e, "partial", b""))
+                    raise OSError(f"{what}: the transfer stopped after {f.tell()} bytes of {total or 'unknown'}; "
+                                  "the next call resumes it") from None
+                if not block:
+                    break
+                f.write(block)
+                got += len(block)
+                if bar is not None:
+                    bar.update(len(block))
+    finally:
+        if bar is not None:
+            bar.close()
+    if total and got != total:
+        raise OSError(f"{what}: the transfer stopped after {got} of {total} bytes; the next call resumes it")
 
 
 def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
@@ -321,17 +383,64 @@ def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
 
 
 def download(entry: Pretrained, progress: bool = True) -> Path:
-    """The local path of ``entry``'s file, fetched first if needed. ``VIDEOFORMERS_MIRROR=<base url>``
+    """The local path of ``entry``'s file, fetched first if needed: the Hub file through ``huggingface_hub``,
+    else each of :attr:`Pretrained.urls` in turn until one answers. ``VIDEOFORMERS_MIRROR=<base url>``
     fetches every catalogue file as ``<base>/<file name>`` instead (air-gapped clusters)."""
     mirror = os.environ.get("VIDEOFORMERS_MIRROR")
+    want = entry.sha256 or entry.sha256_prefix
     if entry.hf_repo is not None and not mirror:
         path = hub_download(entry.hf_repo, entry.filename, entry.revision)
-        _check_hash(path, entry.sha256 or entry.sha256_prefix, entry.name)
+        _check_hash(path, want, entry.name)
         return path
-    name = entry.filename if entry.hf_repo is not None else Path(entry.url.split("?")[0]).name
-    url = f"{mirror.rstrip('/')}/{name}" if mirror else entry.url
-    return download_url(url, cache_dir() / entry.model / name, entry.sha256 or entry.sha256_prefix, progress,
-                        entry.name)
+    name = entry.file_name
+    dest = cache_dir() / entry.model / name
+    urls = [f"{mirror.rstrip('/')}/{name}"] if mirror else [entry.url, *entry.mirrors]
+    errors = []
+    for url in urls:
+        try:
+            return download_url(url, dest, want, progress, entry.name, size=entry.file_size)
+        except OSError as e:
+            if _offline():
+                raise
+            errors.append(str(e))
+    raise OSError(f"{entry.name}: no source answered:\n  " + "\n  ".join(errors))
+
+
+def load_released(model, entry: Pretrained, strict: bool = True, source=None):
+    """Load the release ``entry`` into ``model`` as its kind asks; returns ``(report, how)``.
+
+    * ``init="image"`` (a CLIP image encoder): ``model.load_image_pretrained`` -- the video modules keep
+      their initialisation; ``how="image_init"``;
+    * a Kinetics-710 head into a 400/600/700-class model: the head's rows of those classes are kept
+      (UniFormerV2, arXiv:2211.09552, Appendix F: "it is vital to load the pretrained weight of the
+      classification layer"); ``how="k710_mapped"``;
+    * another number of classes: everything but the classifier (fine-tuning); a backbone tensor that does
+      not fit is an error with ``strict``; ``how="head_dropped"``;
+    * else a strict load; ``how="loaded"``.
+    """
+    from .loading import CheckpointError, load_checkpoint
+
+    source = download(entry) if source is None else source
+    n = getattr(model, "num_classes", None)
+    if entry.init == "image":
+        loader = getattr(model, "load_image_pretrained", None)
+        if loader is None:
+            raise TypeError(f"{entry.name} is an image encoder, and {getattr(model, 'model_name', type(model).__name__)} "
+                            "has no load_image_pretrained to start from one")
+        return loader(source, strict=strict), "image_init"
+    if entry.num_classes == 710 and n in (400, 600, 700):
+        from .k710 import load_k710_checkpoint
+
+        return load_k710_checkpoint(model, source, target=n, strict=strict), "k710_mapped"
+    if entry.num_classes is not None and n is not None and n != entry.num_classes:
+        report = load_checkpoint(model, source, strict=False, drop_head_on_mismatch=True)
+        heads = tuple(getattr(model, "classifier_prefixes", ("head.",)))
+        other = [k for k in report.missing + report.unexpected + [m[0] for m in report.mismatched]
+                 if not k.startswith(heads)]
+        if strict and other:
+            raise CheckpointError(f"{entry.name} does not fit beyond its classifier:\n{report}", report)
+        return report, "head_dropped"
+    return load_checkpoint(model, source, strict=strict), "loaded"
 
 
 def fetch_source(model: str, pretrained):
@@ -349,3 +458,38 @@ def fetch_source(model: str, pretrained):
                 raise ValueError(f"expected 'hf-hub:<org>/<repo>/<filename>', got {pretrained!r}")
             return download(Pretrained(model=model, tag="hf_hub", hf_repo=repo, filename=filename))
     return pretrained
+
+
+def reorder_classes(model, labels) -> None:
+    """Permute ``model``'s classifier rows (every tensor under its ``classifier_prefixes`` with one row per
+    class) so that logit ``i`` is ``labels[i]``; ``model.label_names`` must name the current order.
+
+    ``labels`` is a list of names or a shipped label-map name. E.g. a UniFormer K400 release, whose head
+    follows the authors' own (non-alphabetical) class order, to MMAction2's alphabetical one:
+    ``reorder_classes(m, "kinetics400")``. Names are compared as Kinetics-710 does (whitespace, known
+    renames); a class missing on either side is an error naming it.
+    """
+    import torch
+
+    from videoformers.labels import get_labels
+
+    from .k710 import normalize_kinetics_label
+
+    current = getattr(model, "label_names", None)
+    if not current:
+        raise ValueError("the model has no label_names: its current class order is unknown")
+    target = get_labels(labels) if isinstance(labels, str) else list(labels)
+    where = {normalize_kinetics_label(n): i for i, n in enumerate(current)}
+    missing = [n for n in target if normalize_kinetics_label(n) not in where]
+    if missing or len(target) != len(current):
+        extra = sorted(set(where) - {normalize_kinetics_label(n) for n in target})
+        raise ValueError(f"cannot reorder {len(current)} classes to {len(target)}: not in the model "
+                         f"{missing[:5]}, not in the target {extra[:5]}")
+    index = torch.tensor([where[normalize_kinetics_label(n)] for n in target])
+    heads = tuple(getattr(model, "classifier_prefixes", ("head.",)))
+    sd = model.state_dict()
+    with torch.no_grad():
+        for k, v in sd.items():
+            if k.startswith(heads) and v.ndim >= 1 and v.shape[0] == len(current):
+                v.copy_(v[index])
+    model.label_names = list(target)

@@ -1,7 +1,7 @@
 """``videoformers train | eval | demo | recipes``.
 
     videoformers train CONFIG [key=value ...]                 CONFIG: a YAML path or a recipe name
-    videoformers eval CONFIG checkpoint=PATH [key=value ...]
+    videoformers eval CONFIG checkpoint=PATH [key=value ...]   (or --model NAME.tag: released weights)
     videoformers demo [--output-dir DIR] [--cam [--cam-only]] the whole pipeline on synthetic data, CPU
                                                               (--cam: at 128 px, with Grad-CAM pictures)
     videoformers recipes [NAME]                               list the shipped recipes / print one
@@ -41,7 +41,14 @@ def _eval(args: argparse.Namespace) -> int:
     from .config import load_config
     from .run import evaluate_checkpoint
 
-    cfg = load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.model:  # released weights by name: that model, those weights
+        from videoformers.checkpoints.zoo import list_pretrained, split_name
+
+        if args.model not in list_pretrained():
+            raise SystemExit(f"eval: --model {args.model} names no released weights; see videoformers models --pretrained")
+        overrides += [f"model.name={split_name(args.model)[0]}", f"eval.checkpoint={args.model}"]
+    cfg = load_config(args.config, overrides)
     m = evaluate_checkpoint(cfg)
     if m:
         print(f"top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  mean class acc {m['mean_class_acc']:.2f}  "
@@ -88,6 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=fmt)
     p.add_argument("config", help="YAML path or recipe name")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="checkpoint=PATH and other overrides")
+    p.add_argument("--model", default=None, metavar="NAME.TAG",
+                   help="evaluate released weights by name (fetched and cached) instead of checkpoint=PATH")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("demo", help="generate a synthetic temporal dataset, train a small model on CPU, evaluate, report",

@@ -24,8 +24,18 @@ def train(cfg: Config, **hooks) -> dict:
         trainer.close()
 
 
+def _release_name(checkpoint: str) -> str | None:
+    """``checkpoint`` when it names released weights (``model.tag``) rather than a file."""
+    import os
+
+    from videoformers.checkpoints.zoo import list_pretrained
+
+    return checkpoint if not os.path.exists(checkpoint) and checkpoint in list_pretrained() else None
+
+
 def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
-    """Multi-view evaluation of ``cfg.eval.checkpoint`` on ``cfg.eval.split``; writes
+    """Multi-view evaluation of ``cfg.eval.checkpoint`` (a file, or released weights by name:
+    ``uniformer_small.k400_16x8``) on ``cfg.eval.split``; writes
     ``metrics.json``, ``predictions.csv`` and ``confusion_matrix.png`` into ``train.output_dir``."""
     from videoformers.checkpoints import load_checkpoint, read_checkpoint
     from videoformers.data import build_dataset
@@ -37,18 +47,27 @@ def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
     info = init_distributed(cfg.train.device)
     try:
         cfg = fill_data_defaults(cfg)
-        obj, _ = read_checkpoint(cfg.eval.checkpoint)
-        ours = isinstance(obj, dict) and "model" in obj and "num_classes" in obj
         ds = build_dataset(cfg.data, cfg.eval.split)
-        classes = list(getattr(ds, "classes", None) or (obj.get("classes") if ours else None) or [])
-        num_classes = int(cfg.model.num_classes or (obj["num_classes"] if ours else 0)
-                          or getattr(ds, "num_classes", 0) or len(classes))
-        model = build_model(cfg, num_classes)
-        weights = obj
         used_ema = False
-        if ours and cfg.eval.use_ema and obj.get("ema"):
-            weights, used_ema = obj["ema"], True
-        load_checkpoint(model, weights, strict=True)
+        release = _release_name(cfg.eval.checkpoint)
+        if release is not None:  # released weights by name (``checkpoint=uniformer_small.k400_16x8``)
+            from videoformers.registry import create_model
+
+            ov = {**(cfg.model.overrides or {}), **({"num_classes": cfg.model.num_classes} if cfg.model.num_classes else {})}
+            model = create_model(release, pretrained=True, **ov)
+            num_classes = int(model.num_classes)
+            classes = list(getattr(ds, "classes", None) or model.label_names or [])
+        else:
+            obj, _ = read_checkpoint(cfg.eval.checkpoint)
+            ours = isinstance(obj, dict) and "model" in obj and "num_classes" in obj
+            classes = list(getattr(ds, "classes", None) or (obj.get("classes") if ours else None) or [])
+            num_classes = int(cfg.model.num_classes or (obj["num_classes"] if ours else 0)
+                              or getattr(ds, "num_classes", 0) or len(classes))
+            model = build_model(cfg, num_classes)
+            weights = obj
+            if ours and cfg.eval.use_ema and obj.get("ema"):
+                weights, used_ema = obj["ema"], True
+            load_checkpoint(model, weights, strict=True)
         model.to(info.device).eval()
         eb = cfg.eval.batch_size or cfg.train.batch_size
         loader = torch.utils.data.DataLoader(

@@ -128,13 +128,13 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
     model = create_model(m.name, **kw)
     if m.pretrained:
         from videoformers.checkpoints import load_checkpoint
-        from videoformers.checkpoints.zoo import download, get_pretrained_cfg, list_pretrained
+        from videoformers.checkpoints.zoo import get_pretrained_cfg, list_pretrained, load_released
 
-        source = m.pretrained
-        if not os.path.exists(source) and source in list_pretrained():  # a release by name: model.tag
-            source = download(get_pretrained_cfg(source))
-        report = load_checkpoint(model, source, strict=m.pretrained_strict,
-                                 drop_head_on_mismatch=not m.pretrained_strict)
+        if not os.path.exists(m.pretrained) and m.pretrained in list_pretrained():  # a release by name: model.tag
+            report, _ = load_released(model, get_pretrained_cfg(m.pretrained), strict=m.pretrained_strict)
+        else:
+            report = load_checkpoint(model, m.pretrained, strict=m.pretrained_strict,
+                                     drop_head_on_mismatch=not m.pretrained_strict)
         model.pretrained_report = report  # type: ignore[attr-defined]
     return model
 

@@ -46,9 +46,27 @@ def pretrained_rows(pattern: str | None = None) -> list[dict]:
     for name in list_pretrained(pattern if pattern is None or "." in pattern or "*" in pattern else pattern + ".*"):
         p = get_pretrained_cfg(name)
         rows.append({"name": name, "host": f"hf:{p.hf_repo}/{p.filename}" if p.hf_repo else p.url,
+                     "urls": list(p.urls), "layout": p.layout, "init": p.init, "file_size": p.file_size,
                      "classes": p.num_classes, "labels": p.labels, "top1": p.metrics.get("top1"),
-                     "hash": p.sha256 or p.sha256_prefix, "default": p.default, "source": p.source})
+                     "hash": p.sha256 or p.sha256_prefix, "default": p.default, "test": _test_pipeline(p),
+                     "license": p.license, "paper": p.paper, "source": p.source})
     return rows
+
+
+def _test_pipeline(p) -> str:
+    """``32x2 dense, short side 224, 4x1 views, 224 px`` (video) or ``224 px`` (image)."""
+    if p.init:
+        return f"image encoder, {p.img_size} px"
+    pipe = p.test_pipeline
+    if pipe is None:
+        return f"{p.img_size} px (short side {p.test_short_side})"
+    clips, crops = p.test_views
+    return (f"{pipe.num_frames}x{pipe.frame_interval} {pipe.sampling}, short side {pipe.short_side}, "
+            f"{clips}x{crops} views, {pipe.img_size} px")
+
+
+def _size(n: int | None) -> str:
+    return "-" if not n else f"{n / 1e6:.1f} MB"
 
 
 def zoo_markdown() -> str:
@@ -65,15 +83,26 @@ def zoo_markdown() -> str:
            "classes, sampling and accuracies are read from the cited files; the layouts are the ones the",
            "converters and parity tests cover. Label map `-`: the file's class order is not shipped here",
            "(predict then guesses from the class count, with a warning).", "",
-           "| release | host | classes | labels | top-1 (reported) | preprocessing | source |",
-           "|---|---|---|---|---|---|---|"]
+           "Layout: the file's key layout (`authors`, `mmaction2`, `hf`, `ours`), converted on load. `init`: an",
+           "image encoder a video model starts from (`load_image_pretrained`; the video modules keep their",
+           "initialisation). A Kinetics-710 release loaded with `num_classes=400/600/700` keeps its head's rows",
+           "of that set (UniFormerV2 App. F). Test pipeline: frames x interval, sampling, short side, clips x",
+           "crops, crop size.", "",
+           "| release | host | layout | size | classes | labels | top-1 (reported) | test pipeline | source |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for name in list_pretrained():
         p = get_pretrained_cfg(name)
-        host = f"HF `{p.hf_repo}` `{p.filename}`" if p.hf_repo else f"[{p.url.rsplit('/', 1)[1]}]({p.url})"
-        pre = ", ".join(f"{k}={v}" for k, v in p.preprocess.items()) or "-"
+        if p.hf_repo:
+            host = f"HF `{p.hf_repo}` `{p.filename}`"
+        elif "drive.usercontent.google.com" in p.url:
+            host = f"[Google Drive]({p.url}) as `{p.file_name}`"
+        else:
+            host = f"[{p.file_name}]({p.url})"
         top1 = p.metrics.get("top1")
-        out.append(f"| `{name}`{' *' if p.default else ''} | {host} | {p.num_classes or '-'} | {p.labels or '-'} | "
-                   f"{'-' if top1 is None else top1} | {pre} | {p.source.replace('|', '/')} |")
+        layout = p.layout + (f" ({p.init} init)" if p.init else "")
+        out.append(f"| `{name}`{' *' if p.default else ''} | {host} | {layout} | {_size(p.file_size)} | "
+                   f"{p.num_classes or '-'} | {p.labels or '-'} | {'-' if top1 is None else top1} | "
+                   f"{_test_pipeline(p)} | {p.source.replace('|', '/')} |")
     out += ["", "## What was verified, per release", ""]
     for name in list_pretrained():
         out.append(f"- `{name}`: {get_pretrained_cfg(name).verified.replace('|', '/')}")
@@ -89,10 +118,10 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
-        print(f"{'release':<52} {'classes':>7} {'top1':>6} {'labels':<22} host")
+        print(f"{'release':<52} {'classes':>7} {'top1':>6} {'size':>9} {'layout':<9} {'labels':<22} host")
         for r in rows:
             print(f"{r['name'] + (' *' if r['default'] else ''):<52} {r['classes'] or '':>7} {_fmt(r['top1'], '.1f'):>6} "
-                  f"{r['labels'] or '-':<22} {r['host']}")
+                  f"{_size(r['file_size']):>9} {r['layout']:<9} {r['labels'] or '-':<22} {r['host']}")
         print("\n* the release pretrained=True takes. Sources and what was verified: docs/model_zoo.md, "
               "videoformers.get_pretrained_cfg(name).")
         return 0
