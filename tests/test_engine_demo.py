@@ -97,9 +97,10 @@ def test_demo_quick_and_eval(tmp_path):
     cfg = load_config(str(out / "config.yaml"), [f"checkpoint={out / 'checkpoint_best.pth'}",
                                                  f"train.output_dir={tmp_path / 'eval'}", "data.test_num_crops=3"])
     e = evaluate_checkpoint(cfg)
-    written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    where = tmp_path / "eval" / "eval" / "val-checkpoint_best"  # <train.output_dir>/eval/<split>-<checkpoint>
+    written = json.loads((where / "metrics.json").read_text())
     assert written["top1"] == e["top1"] and written["num_views"] == 3 and written["num_samples"] == 6
-    assert (tmp_path / "eval" / "predictions.csv").is_file() and (tmp_path / "eval" / "confusion_matrix.png").is_file()
+    assert (where / "predictions.csv").is_file() and (where / "confusion_matrix.png").is_file()
 
     # the same weights as released weights by name: `videoformers eval CONFIG --model NAME.tag` (a cached
     # file, so no network) gives the same figures
@@ -121,7 +122,7 @@ def test_demo_quick_and_eval(tmp_path):
         shutil.copy(out / "checkpoint_best.pth", tmp_path / "cache" / mcfg.name / "demo-release.pth")
         assert main(["eval", str(out / "config.yaml"), "--model", entry.name, f"train.output_dir={tmp_path / 'eval2'}",
                      "data.test_num_crops=3", "eval.use_ema=false"]) == 0
-        by_name = json.loads((tmp_path / "eval2" / "metrics.json").read_text())
+        by_name = json.loads((tmp_path / "eval2" / "eval" / f"val-{entry.name}" / "metrics.json").read_text())
         e2 = evaluate_checkpoint(load_config(str(out / "config.yaml"), [
             f"checkpoint={out / 'checkpoint_best.pth'}", f"train.output_dir={tmp_path / 'eval3'}",
             "data.test_num_crops=3", "eval.use_ema=false"]))

@@ -142,3 +142,39 @@ def test_family_sampling_defaults():
     assert preprocess_for("uniformer_small").frame_interval == 4
     with pytest.raises(ValueError, match="image model"):
         preprocess_for("uniformer_small_image")
+
+
+def test_predict_and_eval_combine_views_the_same_way(workdir):
+    """predict's probabilities over 2x3 views are the softmax of eval's averaged logits (its default), and
+    ``average="probs"`` is eval's ``view_average=probs``: one rule, so the two never disagree."""
+    from videoformers.engine.evaluator import predict_views
+
+    model = load_converted(workdir / "tiny.safetensors").eval()
+    path = str(workdir / "videos" / "clip0.mp4")
+    pre = preprocess_for(model, num_clips=2, num_crops=3)
+    views, _ = load_views(path, pre)
+    for how in ("logits", "probs"):
+        (res,) = predict_files([path], model, topk=6, preprocess=pre, average=how, progress=False)
+        got = torch.zeros(6)
+        for t in res["top"]:
+            got[t["index"]] = t["prob"]
+        with torch.no_grad():
+            scores = predict_views(model, views[None], how)[0]
+        ref = scores.softmax(-1) if how == "logits" else scores
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+
+
+def test_predict_uses_the_recorded_views_and_the_command_line_sizes(workdir, tmp_path, capsys):
+    """The views a checkpoint records are what predict runs (and what ``-v`` prints); ``--views``,
+    ``--num-frames`` and ``--img-size`` change the preprocessing, not only the model."""
+    dst = tmp_path / "views.safetensors"
+    convert_checkpoint(workdir / "tiny.safetensors", dst, preprocess={"num_clips": 2, "num_crops": 3})
+    path = str(workdir / "videos" / "clip0.mp4")
+    assert main(["predict", path, "--checkpoint", str(dst), "--json", "--no-progress", "-v"]) == 0
+    err = capsys.readouterr().err
+    used = json.loads(err.split("preprocessing: ", 1)[1].splitlines()[0])
+    assert (used["num_clips"], used["num_crops"]) == (2, 3)
+    assert main(["predict", path, "--checkpoint", str(dst), "--json", "--no-progress", "-v", "--views", "1x1",
+                 "--num-frames", "8", "--img-size", "32"]) == 0
+    used = json.loads(capsys.readouterr().err.split("preprocessing: ", 1)[1].splitlines()[0])
+    assert (used["num_clips"], used["num_crops"], used["num_frames"], used["img_size"]) == (1, 1, 8, 32)

@@ -8,6 +8,7 @@ dependency of one command does not break the others.
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import sys
 
@@ -56,8 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # one line a user can act on; VIDEOFORMERS_DEBUG=1 for the traceback
+        if os.environ.get("VIDEOFORMERS_DEBUG", "0") not in ("", "0"):
+            raise
+        kind = "" if isinstance(e, (ValueError, FileNotFoundError, OSError)) else f"{type(e).__name__}: "
+        print(f"error: {kind}{e}", file=sys.stderr)
+        if kind:
+            print("(VIDEOFORMERS_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
 
 

@@ -63,22 +63,33 @@ class LoadReport:
     def ok(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
+    total: int = 0  # tensors of the model
+
     def __str__(self) -> str:
-        lines = [f"loaded {self.loaded} tensors"]
-        if self.inflated:
-            lines.append(f"inflated 2D->3D: {len(self.inflated)} tensors")
+        """A few lines however large the model: one per kind of problem, keys grouped by their prefix."""
+        lines = [f"loaded {self.loaded}" + (f" of {self.total}" if self.total else "") + " tensors"
+                 + (f", {len(self.inflated)} inflated 2D->3D" if self.inflated else "")]
         if self.dropped:
             lines.append("re-initialised (the checkpoint's classifier has another shape): "
                          + ", ".join(f"{k} {tuple(a)} -> {tuple(b)}" for k, a, b in self.dropped))
         if self.missing:
-            lines.append(f"missing in checkpoint ({len(self.missing)}): " + ", ".join(self.missing[:20])
-                         + (" ..." if len(self.missing) > 20 else ""))
+            lines.append(f"missing in checkpoint ({len(self.missing)}): {_grouped(self.missing)}")
         if self.unexpected:
-            lines.append(f"unexpected in checkpoint ({len(self.unexpected)}): " + ", ".join(self.unexpected[:20])
-                         + (" ..." if len(self.unexpected) > 20 else ""))
-        for k, src, dst in self.mismatched:
-            lines.append(f"shape mismatch {k}: checkpoint {tuple(src)} vs model {tuple(dst)}")
+            lines.append(f"unexpected in checkpoint ({len(self.unexpected)}): {_grouped(self.unexpected)}")
+        if self.mismatched:
+            shown = "; ".join(f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched[:3])
+            more = f"; ... {len(self.mismatched) - 3} more" if len(self.mismatched) > 3 else ""
+            lines.append(f"shape mismatch ({len(self.mismatched)}): {shown}{more}")
         return "\n".join(lines)
+
+
+def _grouped(keys: list[str], limit: int = 6) -> str:
+    """``blocks.* (170), head.weight, head.bias`` -- keys grouped by their first name component."""
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        groups.setdefault(k.split(".")[0], []).append(k)
+    parts = [g[0] if len(g) == 1 else f"{p}.* ({len(g)})" for p, g in groups.items()]
+    return ", ".join(parts[:limit]) + (f", ... {len(parts) - limit} more groups" if len(parts) > limit else "")
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
@@ -106,10 +117,17 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True), {}
     except Exception as e:
-        raise CheckpointError(
-            f"cannot read checkpoint {path} with torch.load(weights_only=True): {e}. "
-            "Files holding pickled code objects are refused on purpose; re-save the state dict only."
-        ) from e
+        text = str(e)
+        first = (text.strip().splitlines() or [type(e).__name__])[0][:200]
+        if "weights_only" in text.lower() or "Unsupported global" in text or "GLOBAL" in text:
+            detail = next((ln.strip() for ln in text.splitlines() if "Unsupported global" in ln), "a Python object")
+            raise CheckpointError(
+                f"{path} holds pickled objects other than tensors ({detail[:200]}), which torch.load(weights_only=True) "
+                "refuses on purpose, as loading them could run code: re-save the state dict only "
+                "(torch.save(model.state_dict(), ...))"
+            ) from None
+        raise CheckpointError(f"cannot read checkpoint {path} ({path.stat().st_size} bytes): truncated, or not a "
+                              f"PyTorch checkpoint ({first})") from None
 
 
 def unwrap_state_dict(obj: Any) -> StateDict:
@@ -176,13 +194,18 @@ def load_checkpoint(
     strict: bool = True,
     inflate: Literal["average", "center"] = "average",
     drop_head_on_mismatch: bool = False,
+    min_loaded: float = 0.5,
+    allow_nonfinite: bool = False,
 ) -> LoadReport:
     """Load ``source`` (a path or a state dict in any supported layout) into ``model``.
 
     ``drop_head_on_mismatch`` leaves the classifier at its initialisation when the checkpoint
     has another number of classes (fine-tuning on a new dataset); otherwise that is a mismatch.
     Returns a :class:`LoadReport`; with ``strict=True`` any missing/unexpected/mismatched key
-    raises :class:`CheckpointError` whose message lists them by name with both shapes.
+    raises :class:`CheckpointError` whose message lists them by name with both shapes. A non-strict load
+    that fills fewer than ``min_loaded`` of the model's tensors (another model's checkpoint: it would
+    train from scratch without a word) is an error too; ``min_loaded=0`` allows it. Weights that are NaN
+    or infinite are refused (naming the tensors) unless ``allow_nonfinite``.
     """
     meta: dict[str, str] = {}
     if isinstance(source, (str, os.PathLike)):
@@ -219,10 +242,19 @@ def load_checkpoint(
     report.missing = [k for k in target if k not in to_load and k not in {m[0] for m in report.mismatched}
                       and not (skipped_head and k.startswith(heads))]
     report.missing = [k for k in report.missing if not k.endswith("num_batches_tracked")]
-    report.loaded = len(to_load)
+    report.loaded, report.total = len(to_load), len(target)
+    bad = [k for k, v in to_load.items() if v.is_floating_point() and not v.is_meta and not bool(torch.isfinite(v).all())]
+    if bad and not allow_nonfinite:
+        raise CheckpointError(f"checkpoint has NaN or infinite values in {len(bad)} tensor(s): {', '.join(bad[:5])}"
+                              + (" ..." if len(bad) > 5 else "") + " (a diverged or corrupted run)", report)
     if strict and not report.ok:
         name = getattr(model, "model_name", type(model).__name__)
         raise CheckpointError(f"checkpoint does not fit {name}:\n{report}", report)
+    if not strict and target and report.loaded < min_loaded * len(target):
+        name = getattr(model, "model_name", type(model).__name__)
+        raise CheckpointError(f"only {report.loaded} of {len(target)} tensors of {name} come from the checkpoint "
+                              f"(less than {min_loaded:.0%}): is it another model's? (min_loaded=0 allows it)\n{report}",
+                              report)
     # A model built on the meta device (no memory, no init cost) takes the tensors as they are.
     on_meta = any(t.is_meta for t in target.values())
     if on_meta and (report.missing or report.mismatched):

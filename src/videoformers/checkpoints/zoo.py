@@ -406,7 +406,7 @@ def download(entry: Pretrained, progress: bool = True) -> Path:
     raise OSError(f"{entry.name}: no source answered:\n  " + "\n  ".join(errors))
 
 
-def load_released(model, entry: Pretrained, strict: bool = True, source=None):
+def load_released(model, entry: Pretrained, strict: bool = True, source=None, min_loaded: float = 0.5):
     """Load the release ``entry`` into ``model`` as its kind asks; returns ``(report, how)``.
 
     * ``init="image"`` (a CLIP image encoder): ``model.load_image_pretrained`` -- the video modules keep
@@ -433,14 +433,14 @@ def load_released(model, entry: Pretrained, strict: bool = True, source=None):
 
         return load_k710_checkpoint(model, source, target=n, strict=strict), "k710_mapped"
     if entry.num_classes is not None and n is not None and n != entry.num_classes:
-        report = load_checkpoint(model, source, strict=False, drop_head_on_mismatch=True)
+        report = load_checkpoint(model, source, strict=False, drop_head_on_mismatch=True, min_loaded=min_loaded)
         heads = tuple(getattr(model, "classifier_prefixes", ("head.",)))
         other = [k for k in report.missing + report.unexpected + [m[0] for m in report.mismatched]
                  if not k.startswith(heads)]
         if strict and other:
             raise CheckpointError(f"{entry.name} does not fit beyond its classifier:\n{report}", report)
         return report, "head_dropped"
-    return load_checkpoint(model, source, strict=strict), "loaded"
+    return load_checkpoint(model, source, strict=strict, min_loaded=min_loaded), "loaded"
 
 
 def fetch_source(model: str, pretrained):

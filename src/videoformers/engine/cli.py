@@ -31,6 +31,8 @@ def _train(args: argparse.Namespace) -> int:
     except BrokenDataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    if summary.get("signal"):
+        return 128 + int(summary["signal"])  # as a shell reports a process killed by it: `train && eval` stops
     m = summary.get("metrics") or {}
     if m:
         print(json.dumps({k: m[k] for k in ("top1", "top5", "mean_class_acc") if k in m}))
@@ -39,7 +41,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .run import evaluate_checkpoint
+    from .run import eval_output_dir, evaluate_checkpoint
 
     overrides = list(args.overrides)
     if args.model:  # released weights by name: that model, those weights
@@ -48,11 +50,13 @@ def _eval(args: argparse.Namespace) -> int:
         if args.model not in list_pretrained():
             raise SystemExit(f"eval: --model {args.model} names no released weights; see videoformers models --pretrained")
         overrides += [f"model.name={split_name(args.model)[0]}", f"eval.checkpoint={args.model}"]
+    if args.output_dir:
+        overrides.append(f"eval.output_dir={args.output_dir}")
     cfg = load_config(args.config, overrides)
     m = evaluate_checkpoint(cfg)
     if m:
         print(f"top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  mean class acc {m['mean_class_acc']:.2f}  "
-              f"({m['num_samples']} videos x {m['num_views']} views) -> {cfg.train.output_dir}/metrics.json")
+              f"({m['num_samples']} videos x {m['num_views']} views) -> {eval_output_dir(cfg) / 'metrics.json'}")
     return 0
 
 
@@ -97,6 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="checkpoint=PATH and other overrides")
     p.add_argument("--model", default=None, metavar="NAME.TAG",
                    help="evaluate released weights by name (fetched and cached) instead of checkpoint=PATH")
+    p.add_argument("--output-dir", default=None,
+                   help="where metrics.json, predictions.csv and the confusion matrix go "
+                        "(default: <train.output_dir>/eval/<split>-<checkpoint>/)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("demo", help="generate a synthetic temporal dataset, train a small model on CPU, evaluate, report",

@@ -65,6 +65,8 @@ class ModelConfig:
     pretrained: str | None = None           # checkpoint to initialise from (any layout load_checkpoint reads), or a
                                             # released file by name (model.tag, videoformers.list_pretrained())
     pretrained_strict: bool = False         # False: report missing/unexpected keys, drop a mismatched head
+    pretrained_min_loaded: float = 0.5      # non-strict: fewer of the model's tensors loaded than this is an error
+                                            # (another model's checkpoint); 0 allows any
     overrides: dict[str, Any] = field(default_factory=dict)  # passed straight to create_model
 
 
@@ -131,7 +133,9 @@ class TrainConfig:
     log_every: int = 10                     # optimiser steps between log.jsonl records
     resume: str | None = None               # checkpoint path, or "auto" for output_dir/checkpoint_last.pth
     progress: bool = True                   # progress bar with throughput and ETA (rank 0)
-    tensorboard: bool = True                # TensorBoard events when tensorboard is importable
+    tensorboard: bool = True                # TensorBoard events (a warning, once, when it is not installed)
+    overwrite: bool = False                 # True: train into an output_dir that holds another run (else an error
+                                            # unless resuming: train.resume=auto)
     max_train_batches: int | None = None    # cap batches per epoch (quick experiments)
 
 
@@ -145,6 +149,7 @@ class EvalConfig:
     view_average: str = "logits"            # "logits" | "probs": how clips x crops are combined
     use_ema: bool = True                    # evaluate EMA weights when the checkpoint has them
     max_batches: int | None = None          # cap (quick checks)
+    output_dir: str | None = None           # where eval writes; None -> <train.output_dir>/eval/<split>-<checkpoint>/
 
 
 @dataclass
@@ -273,8 +278,91 @@ def config_from_dict(d: dict) -> Config:
         _check_keys(name, given, cls)
         types_ = _field_types(cls)
         kwargs = {k: _coerce(v, types_[k], f"{name}.{k}") for k, v in given.items()}
-        sections[name] = cls(**kwargs)
-    return Config(**sections)
+        try:
+            sections[name] = cls(**kwargs)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError) as e:  # a section's own checks (DataConfig.validate)
+            raise ConfigError(str(e)) from None
+    cfg = Config(**sections)
+    check_ranges(cfg)
+    return cfg
+
+
+# key -> (low, high, low_open, high_open); None: unbounded. A value outside is an error at load time,
+# before any work: a negative clip_grad flips the gradients, epochs <= 0 "trains" and writes metrics.
+_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "model.num_classes": (1, None, False, False),
+    "model.num_frames": (1, None, False, False),
+    "model.img_size": (1, None, False, False),
+    "model.drop_path_rate": (0.0, 1.0, False, True),
+    "model.pretrained_min_loaded": (0.0, 1.0, False, False),
+    "optim.lr": (0.0, None, True, False),
+    "optim.lr_scale_ref": (1, None, False, False),
+    "optim.weight_decay": (0.0, None, False, False),
+    "optim.eps": (0.0, None, True, False),
+    "optim.momentum": (0.0, 1.0, False, True),
+    "optim.warmup_epochs": (0.0, None, False, False),
+    "optim.warmup_start_lr": (0.0, None, False, False),
+    "optim.min_lr": (0.0, None, False, False),
+    "optim.layer_decay": (0.0, 1.0, True, False),
+    "optim.backbone_lr_mult": (0.0, None, False, False),
+    "optim.head_lr_mult": (0.0, None, False, False),
+    "optim.clip_grad": (0.0, None, True, False),
+    "train.epochs": (1, None, False, False),
+    "train.batch_size": (1, None, False, False),
+    "train.accum_steps": (1, None, False, False),
+    "train.label_smoothing": (0.0, 1.0, False, True),
+    "train.mixup": (0.0, None, False, False),
+    "train.cutmix": (0.0, None, False, False),
+    "train.mixup_prob": (0.0, 1.0, False, False),
+    "train.mixup_switch_prob": (0.0, 1.0, False, False),
+    "train.ema_decay": (0.0, 1.0, True, True),
+    "train.eval_every": (0, None, False, False),
+    "train.save_every_steps": (0, None, False, False),
+    "train.stop_after_steps": (1, None, False, False),
+    "train.log_every": (0, None, False, False),
+    "train.max_train_batches": (1, None, False, False),
+    "eval.batch_size": (1, None, False, False),
+    "eval.max_batches": (1, None, False, False),
+}
+_CHOICES: dict[str, tuple] = {
+    "optim.name": ("adamw", "sgd"),
+    "optim.sched": ("cosine", "constant"),
+    "train.amp": ("none", "bf16", "fp16"),
+    "eval.split": ("val", "test"),
+    "eval.view_average": ("logits", "probs"),
+}
+
+
+def _interval(lo, hi, lo_open, hi_open) -> str:
+    if hi is None:
+        return f"{'>' if lo_open else '>='} {lo}"
+    return f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+
+
+def check_ranges(cfg: Config) -> None:
+    """Every number of ``cfg`` inside its range and every choice among its values, else a
+    :class:`ConfigError` naming the key, the value and what is allowed (``None`` means "unset")."""
+    for key, (lo, hi, lo_open, hi_open) in _RANGES.items():
+        section, name = key.split(".")
+        v = getattr(getattr(cfg, section), name, None)
+        if v is None or isinstance(v, bool):
+            continue
+        ok = (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or (v < hi if hi_open else v <= hi))
+        if not ok or v != v:  # v != v: NaN
+            raise ConfigError(f"{key}={v!r} is out of range: expected {_interval(lo, hi, lo_open, hi_open)}")
+    for key, allowed in _CHOICES.items():
+        section, name = key.split(".")
+        v = getattr(getattr(cfg, section), name)
+        if v not in allowed:
+            raise ConfigError(f"{key}={v!r}: expected one of {list(allowed)}")
+    if cfg.optim.min_lr > cfg.optim.lr:
+        raise ConfigError(f"optim.min_lr={cfg.optim.min_lr!r} is above optim.lr={cfg.optim.lr!r}")
+    try:
+        cfg.data.validate()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def config_to_dict(cfg: Config) -> dict:
@@ -353,9 +441,14 @@ def _read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
     if path in _seen:
         raise ConfigError(f"_base_ cycle: {' -> '.join(str(p) for p in _seen + (path,))}")
     try:
-        d = yaml.safe_load(path.read_text()) or {}
+        d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        hint = (f" (it looks like a checkpoint: pass the run's config and checkpoint={path}, e.g. "
+                f"videoformers eval {path.parent / 'config.yaml'} checkpoint={path})"
+                if path.suffix in (".pth", ".pt", ".pyth", ".safetensors", ".bin", ".ckpt") else "")
+        raise ConfigError(f"{path} is not a YAML config: it is a binary file{hint}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"cannot parse {path}: {e}") from e
+        raise ConfigError(f"cannot parse {path}: {str(e).splitlines()[0]}") from None
     if not isinstance(d, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(d).__name__}")
     base = d.pop("_base_", None)

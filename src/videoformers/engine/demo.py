@@ -432,7 +432,7 @@ def run_demo(output_dir: str | os.PathLike | None = None, data_dir: str | os.Pat
 
     paths = [f"data.root={info['root']}", f"data.train_list={info['train_list']}",
              f"data.val_list={info['val_list']}", f"data.labels_file={info['labels_file']}",
-             f"train.output_dir={out}"]
+             f"train.output_dir={out}", "train.overwrite=true"]  # the demo is one self-contained run: redone each time
     cfg = fill_data_defaults(load_config("demo_cam" if cam else "demo", paths + (QUICK_OVERRIDES if quick else []) + list(overrides)))
     # Decoding runs in the data-loader worker(s), the model in the main process: one compute thread
     # fewer than cores keeps a 2-core laptop from oversubscribing (OpenMP threads spin when starved).

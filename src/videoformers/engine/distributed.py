@@ -341,3 +341,14 @@ def spawn_local(fn: Callable, world_size: int, args: tuple = ()) -> None:
     import torch.multiprocessing as mp
 
     mp.spawn(_spawn_entry, args=(world_size, find_free_port(), fn, args), nprocs=world_size, join=True)
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """DataLoader ``worker_init_fn``: workers ignore SIGTERM and SIGINT. ``timeout``, ``scancel``, torchrun
+    and Ctrl-C signal the whole process group; a worker that died of it would take the run down before the
+    main process could save. The main process stops at a step boundary and shuts the workers down itself."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+

@@ -68,10 +68,27 @@ def predict_views(model: nn.Module, video: torch.Tensor, view_average: str = "lo
     logits = main_logits(out)
     if logits is None:
         raise ValueError("evaluation of multi-head (dict) outputs is not supported; evaluate one head at a time")
-    logits = logits.float().view(b, v, -1)
-    if view_average == "probs":
+    return average_views(logits.float().view(b, v, -1), view_average)
+
+
+def average_views(logits: torch.Tensor, how: str = "logits") -> torch.Tensor:
+    """Combine the views (clips x crops) of each video: ``(B, V, K)`` logits -> ``(B, K)`` scores.
+
+    ``"logits"``: the mean of the logits, as the authors' test code (UniFormer, ViViT, DualFormer);
+    ``"probs"``: the mean of the softmax probabilities. The one rule ``eval`` and ``predict`` share, so
+    that the same checkpoint and views give the same ranking in both."""
+    if how not in ("logits", "probs"):
+        raise ValueError(f"view averaging must be 'logits' or 'probs', got {how!r}")
+    if how == "probs":
         return logits.softmax(dim=-1).mean(dim=1)
     return logits.mean(dim=1)
+
+
+def view_probabilities(logits: torch.Tensor, how: str = "logits") -> torch.Tensor:
+    """Class probabilities of one video from its ``(V, K)`` view logits (:func:`average_views`, then a
+    softmax for ``"logits"``)."""
+    scores = average_views(logits.float()[None], how)[0]
+    return scores.softmax(-1) if how == "logits" else scores
 
 
 @torch.no_grad()

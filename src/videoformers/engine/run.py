@@ -33,10 +33,21 @@ def _release_name(checkpoint: str) -> str | None:
     return checkpoint if not os.path.exists(checkpoint) and checkpoint in list_pretrained() else None
 
 
+def eval_output_dir(cfg: Config) -> Path:
+    """Where ``eval`` writes: ``eval.output_dir``, else ``<train.output_dir>/eval/<split>-<checkpoint>/`` --
+    never the training run's own ``metrics.json`` / ``predictions.csv``, and one folder per checkpoint
+    and split, so evaluating ``checkpoint_best`` and ``checkpoint_last`` keeps both results."""
+    if cfg.eval.output_dir:
+        return Path(cfg.eval.output_dir)
+    ck = str(cfg.eval.checkpoint)
+    stem = ck if _release_name(ck) else Path(ck).stem
+    return Path(cfg.train.output_dir) / "eval" / f"{cfg.eval.split}-{stem}"
+
+
 def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
     """Multi-view evaluation of ``cfg.eval.checkpoint`` (a file, or released weights by name:
     ``uniformer_small.k400_16x8``) on ``cfg.eval.split``; writes
-    ``metrics.json``, ``predictions.csv`` and ``confusion_matrix.png`` into ``train.output_dir``."""
+    ``metrics.json``, ``predictions.csv`` and ``confusion_matrix.png`` into :func:`eval_output_dir`."""
     from videoformers.checkpoints import load_checkpoint, read_checkpoint
     from videoformers.data import build_dataset
 
@@ -44,6 +55,9 @@ def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
         raise ValueError("evaluation needs a checkpoint: videoformers eval CONFIG checkpoint=PATH")
     if cfg.eval.split not in ("val", "test"):
         raise ValueError(f"eval.split must be 'val' or 'test', got {cfg.eval.split!r}")
+    if cfg.eval.split == "test" and not cfg.data.test_list:
+        raise ValueError("eval.split=test needs data.test_list (without it the val videos would be evaluated "
+                         "and recorded as 'test'); set data.test_list or eval.split=val")
     info = init_distributed(cfg.train.device)
     try:
         cfg = fill_data_defaults(cfg)
@@ -81,7 +95,7 @@ def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
         metrics = res.metrics(num_classes, classes or None)
         payload = {k: v for k, v in metrics.items()}
         if info.is_main and write:
-            payload = write_eval_outputs(Path(cfg.train.output_dir), res, metrics, classes or None, dataset_paths(ds),
+            payload = write_eval_outputs(eval_output_dir(cfg), res, metrics, classes or None, dataset_paths(ds),
                                          extra={"checkpoint": str(cfg.eval.checkpoint), "ema": used_ema,
                                                 "split": cfg.eval.split, "model": cfg.model.name,
                                                 "view_average": cfg.eval.view_average})

@@ -53,6 +53,7 @@ from .distributed import (
     apply_fsdp2,
     cleanup_distributed,
     convert_sync_batchnorm,
+    ignore_stop_signals,
     init_distributed,
 )
 from .evaluator import EvalResult, autocast_context, evaluate, write_eval_outputs
@@ -131,12 +132,76 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
         from videoformers.checkpoints.zoo import get_pretrained_cfg, list_pretrained, load_released
 
         if not os.path.exists(m.pretrained) and m.pretrained in list_pretrained():  # a release by name: model.tag
-            report, _ = load_released(model, get_pretrained_cfg(m.pretrained), strict=m.pretrained_strict)
+            report, _ = load_released(model, get_pretrained_cfg(m.pretrained), strict=m.pretrained_strict,
+                                      min_loaded=m.pretrained_min_loaded)
         else:
             report = load_checkpoint(model, m.pretrained, strict=m.pretrained_strict,
-                                     drop_head_on_mismatch=not m.pretrained_strict)
+                                     drop_head_on_mismatch=not m.pretrained_strict, min_loaded=m.pretrained_min_loaded)
         model.pretrained_report = report  # type: ignore[attr-defined]
     return model
+
+
+class CheckpointReadError(ValueError):
+    """A checkpoint file that cannot be read (truncated by a kill or a full disk, or not a checkpoint)."""
+
+
+def _read_training_checkpoint(path: str | os.PathLike) -> dict:
+    """A training checkpoint of this engine, or one clear line saying why not."""
+    import pickle
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"train.resume: {path} does not exist")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointReadError(f"{path} ({path.stat().st_size} bytes) cannot be read: truncated or not a "
+                                  f"checkpoint ({reason})") from None
+    if not isinstance(ck, dict) or "optimizer" not in ck or "model" not in ck:
+        raise ValueError(f"{path} is not a training checkpoint of this engine (use model.pretrained to "
+                         "initialise from weights only)")
+    return ck
+
+
+#: What marks a folder as holding a run (train refuses to start over in it unless told).
+RUN_FILES = ("checkpoint_last.pth", "checkpoint_prev.pth", "checkpoint_best.pth", "metrics.json", "log.jsonl")
+
+
+def guard_output_dir(out_dir: Path, resume: str | None, overwrite: bool) -> None:
+    """Starting a run in a folder that holds another would mix or replace its checkpoints and results:
+    that needs ``train.resume=auto`` (continue it) or ``train.overwrite=true`` (start over in it)."""
+    if resume or overwrite or not out_dir.is_dir():
+        return
+    found = [n for n in RUN_FILES if (out_dir / n).exists()]
+    if found:
+        raise ValueError(f"train.output_dir={out_dir} holds a run ({', '.join(found)}): set train.resume=auto to "
+                         "continue it, train.overwrite=true to start over in it, or another train.output_dir")
+
+
+def remove_stale_temp_files(out_dir: Path) -> list[Path]:
+    """Temporary files of checkpoint writes (``.<name>.tmp<pid>``, see ``atomic_write``) whose process is
+    gone: a kill mid-write leaves them (up to the checkpoint's size), nothing else removes them."""
+    import re
+
+    removed = []
+    for p in out_dir.glob(".*.tmp*"):
+        m = re.search(r"\.tmp(\d+)$", p.name)
+        if not m or not p.is_file():
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive:
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def dataset_paths(ds: Any) -> list[str] | None:
@@ -172,6 +237,9 @@ class Trainer:
         classes: Sequence[str] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
+        from .config import check_ranges
+
+        check_ranges(cfg)  # also for a Config built in code (load_config checks its own)
         self.cfg = fill_data_defaults(cfg) if model is None else cfg
         t = self.cfg.train
         self.dist = init_distributed(t.device)
@@ -295,14 +363,22 @@ class Trainer:
         self._stop_signal = False
         self.records: list[dict] = []
         self.tb = None
-        if self.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
+        # A plain line every log_every steps when no live progress bar shows (output to a file or a pipe).
+        import sys
+
+        self._plain_log = not (t.progress and sys.stderr.isatty())
         resume = t.resume
+        if self.is_main:
+            guard_output_dir(self.out_dir, resume, t.overwrite)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            removed = remove_stale_temp_files(self.out_dir)
+            if removed:
+                self.log(f"removed {len(removed)} unfinished checkpoint write(s) of killed runs: "
+                         + ", ".join(p.name for p in removed))
+            (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
         if resume == "auto":
-            p = self.out_dir / "checkpoint_last.pth"
-            resume = str(p) if p.is_file() else None
-        if resume:
+            self.resume_auto()
+        elif resume:
             self.load_training_state(resume)
         if self.is_main:
             self._open_logs()
@@ -323,7 +399,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda", persistent_workers=False,
             # A private generator: creating an iterator must not consume the global RNG (exact resume).
             generator=torch.Generator().manual_seed(self.cfg.train.seed),
-            prefetch_factor=2 if nw > 0 else None,
+            prefetch_factor=2 if nw > 0 else None, worker_init_fn=ignore_stop_signals if nw > 0 else None,
         )
 
     def _open_logs(self) -> None:
@@ -339,8 +415,11 @@ class Trainer:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.global_step + 1 if self.global_step else None)
-            except Exception:  # tensorboard not installed
+            except Exception as e:  # tensorboard not installed
                 self.tb = None
+                self.log(f"warning: train.tensorboard is on but TensorBoard cannot be used ({type(e).__name__}: {e}); "
+                         "pip install tensorboard, or set train.tensorboard=false. log.jsonl and curves.png are "
+                         "still written")
 
     def _record(self, rec: dict) -> None:
         if not self.is_main:
@@ -416,20 +495,48 @@ class Trainer:
         state = state if state is not None else self.training_state()
         path = self.out_dir / name
         if self.is_main:
+            if name == "checkpoint_last.pth" and path.is_file():
+                # The last good one becomes checkpoint_prev.pth (a rename: atomic), so a kill or a full disk
+                # during the new write still leaves a checkpoint that resume=auto falls back to.
+                os.replace(path, self.out_dir / "checkpoint_prev.pth")
             save_checkpoint_atomic(state, path)
         if self.dist.enabled:
             dist.barrier()
         return path
 
-    def load_training_state(self, path: str | os.PathLike) -> None:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(ck, dict) or "optimizer" not in ck or "model" not in ck:
-            raise ValueError(f"{path} is not a training checkpoint of this engine (use model.pretrained to "
-                             "initialise from weights only)")
+    def resume_auto(self) -> None:
+        """``train.resume=auto``: the newest checkpoint that loads -- ``checkpoint_last.pth``, else (a kill
+        during its write, a truncated copy) ``checkpoint_prev.pth``, the one before it -- or a fresh start."""
+        for name in ("checkpoint_last.pth", "checkpoint_prev.pth"):
+            p = self.out_dir / name
+            if not p.is_file():
+                continue
+            try:
+                ck = _read_training_checkpoint(p)
+            except CheckpointReadError as e:
+                self.log(f"warning: {e}; trying the previous checkpoint")
+                continue
+            self.load_training_state(p, ck)
+            return
+
+    def load_training_state(self, path: str | os.PathLike, ck: dict | None = None) -> None:
+        ck = _read_training_checkpoint(path) if ck is None else ck
+        saved_model = (ck.get("config") or {}).get("model", {}).get("name")
+        if saved_model and self.cfg.model.name and saved_model != self.cfg.model.name and self.model_label == self.cfg.model.name:
+            raise ValueError(f"cannot resume {path}: it trains {saved_model}, this run {self.cfg.model.name}")
         if ck.get("steps_per_epoch") not in (None, self.steps_per_epoch):
+            saved_world = len(ck.get("rng") or []) or None
+            hint = ""
+            if saved_world and saved_world != self.dist.world_size:
+                total = int(ck.get("config", {}).get("train", {}).get("batch_size", 0)) * saved_world * int(
+                    ck.get("config", {}).get("train", {}).get("accum_steps", 1))
+                per = self.cfg.train.batch_size * self.dist.world_size
+                if total and total % per == 0:
+                    hint = (f"; it was saved by {saved_world} process(es), this run has {self.dist.world_size}: "
+                            f"train.accum_steps={total // per} keeps the total batch {total} and the steps per epoch")
             raise ValueError(
                 f"cannot resume {path} exactly: it has {ck['steps_per_epoch']} optimiser steps per epoch, this run "
-                f"{self.steps_per_epoch} (different batch size, number of processes or dataset)"
+                f"{self.steps_per_epoch} (different batch size, number of processes or dataset){hint}"
             )
         if self.fsdp:
             from torch.distributed.checkpoint.state_dict import (
@@ -477,21 +584,31 @@ class Trainer:
             )
 
     def _install_signal_handler(self) -> Callable[[], None]:
+        """SIGTERM (preemption, ``timeout``, ``scancel``) and SIGINT (Ctrl-C): finish the step, save, stop, and
+        exit with 128 + the signal (``videoformers train``); a second SIGINT stops at once."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        prev = signal.getsignal(signal.SIGTERM)
+        prev = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 
-        def handler(signum, frame):  # preemption: finish the step, save, exit cleanly
-            self._stop_signal = True
+        def handler(signum, frame):
+            if self._stop_signal and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            self.log(f"{signal.Signals(signum).name}: stopping at the next step boundary to save a checkpoint"
+                     + (" (Ctrl-C again to stop without saving)" if signum == signal.SIGINT else ""))
 
-        signal.signal(signal.SIGTERM, handler)
-        return lambda: signal.signal(signal.SIGTERM, prev)
+        for s in prev:
+            signal.signal(s, handler)
+        return lambda: [signal.signal(s, h) for s, h in prev.items()]
 
     def _should_stop(self) -> bool:
-        flag = self._stop_signal
+        """Whether any process got a stop signal (all ranks agree, so they stop at the same step)."""
+        flag = int(self._stop_signal or 0)
         if self.dist.enabled:
-            flag = bool(all_reduce_sum([float(flag)], self.dist)[0] > 0)
-        return flag
+            flag = int(all_reduce_sum([float(flag)], self.dist)[0])
+            if flag and not self._stop_signal:
+                self._stop_signal = signal.SIGTERM  # another rank's signal
+        return bool(flag)
 
     def train_one_epoch(self) -> bool:
         """Train the rest of ``self.epoch``; returns False if the run was stopped mid-epoch."""
@@ -511,6 +628,7 @@ class Trainer:
             bar = tqdm(total=n_left, desc=f"epoch {epoch + 1}/{t.epochs}", dynamic_ncols=True, leave=False,
                        mininterval=1.0, unit="batch", disable=None)
         t0 = time.perf_counter()
+        skipped_before = self.samples_skipped
         clips, correct, counted = 0, 0, 0
         loss_sum, loss_n = 0.0, 0
         step_loss = 0.0
@@ -572,12 +690,19 @@ class Trainer:
                                 run_eta=_fmt_time(remaining / max(rate, 1e-9)), refresh=False)
             if t.log_every and (self.global_step % t.log_every == 0 or self.micro == self.micro_per_epoch):
                 mean_loss, c, n = all_reduce_sum([step_loss, correct, counted], self.dist)
-                self._record({
-                    "type": "train", "epoch": epoch, "step": self.global_step, "loss": mean_loss / self.dist.world_size,
+                rec = {  # epochs counted from 1, as the val records and the console lines
+                    "type": "train", "epoch": epoch + 1, "step": self.global_step, "loss": mean_loss / self.dist.world_size,
                     "loss_avg": loss_sum / max(loss_n, 1), "lr": lr,
                     "train_top1": (100.0 * c / n) if (n and self.mixup is None) else None,
-                    "clips_per_s": rate, "time": time.time(),
-                })
+                    "clips_per_s": rate, "samples_skipped": self.samples_skipped, "time": time.time(),
+                }
+                self._record(rec)
+                if self._plain_log:  # no live bar (a log file, SLURM, nohup): a plain line instead
+                    remaining = (self.total_steps - self.global_step) * accum * t.batch_size * self.dist.world_size
+                    self.log(f"epoch {epoch + 1}/{t.epochs}  step {self.global_step}/{self.total_steps}  "
+                             f"loss {rec['loss']:.4f} (avg {rec['loss_avg']:.4f})  lr {lr:.3g}  {rate:.1f} clips/s  "
+                             f"ETA {_fmt_time(remaining / max(rate, 1e-9))}"
+                             + (f"  skipped {self.samples_skipped}" if self.samples_skipped else ""))
                 self._check_broken()
             step_loss = 0.0
             if t.save_every_steps and self.global_step % t.save_every_steps == 0 and self.micro < self.micro_per_epoch:
@@ -586,9 +711,11 @@ class Trainer:
                 self.stopped = True
             elif self._should_stop():
                 self.stopped = True
-                self.log(f"SIGTERM: stopping at step {self.global_step}, checkpoint saved")
             if self.stopped and self.micro < self.micro_per_epoch:
-                self.save("checkpoint_last.pth")
+                path = self.save("checkpoint_last.pth")
+                if self._stop_signal:
+                    self.log(f"{signal.Signals(self._stop_signal).name}: stopped at step {self.global_step} "
+                             f"(epoch {epoch + 1}); checkpoint saved to {path}; resume with train.resume=auto")
                 break  # at the end of an epoch fit() validates and saves before stopping
         if bar is not None:
             bar.close()
@@ -596,7 +723,8 @@ class Trainer:
         loss_sum, loss_n = all_reduce_sum([loss_sum, loss_n], self.dist)  # the epoch's mean over all processes
         self.epoch_train = {"loss": loss_sum / max(loss_n, 1), "clips_per_s": clips * self.dist.world_size /
                             max(time.perf_counter() - t0, 1e-9), "seconds": time.perf_counter() - t0,
-                            "train_top1": (100.0 * correct / counted) if counted and self.mixup is None else None}
+                            "train_top1": (100.0 * correct / counted) if counted and self.mixup is None else None,
+                            "skipped": int(all_reduce_sum([self.samples_skipped - skipped_before], self.dist)[0])}
         return self.micro == self.micro_per_epoch
 
     def eval_model(self) -> nn.Module:
@@ -629,7 +757,8 @@ class Trainer:
                 epoch = self.epoch
                 et = self.epoch_train
                 msg = (f"epoch {epoch + 1}/{t.epochs}  loss {et['loss']:.4f}  "
-                       f"{et['clips_per_s']:.1f} clips/s  {et['seconds']:.1f}s")
+                       f"{et['clips_per_s']:.1f} clips/s  {et['seconds']:.1f}s"
+                       + (f"  skipped {et['skipped']} broken sample(s)" if et["skipped"] else ""))
                 is_eval_epoch = self.val_loader is not None and (
                     (t.eval_every and (epoch + 1) % t.eval_every == 0) or epoch + 1 == t.epochs)
                 improved = False
@@ -649,6 +778,10 @@ class Trainer:
                 self.log(msg)
                 self._plot()
                 if self.stopped:
+                    if self._stop_signal:
+                        self.log(f"{signal.Signals(self._stop_signal).name}: stopped after epoch {self.epoch}; "
+                                 f"checkpoint saved to {self.out_dir / 'checkpoint_last.pth'}; resume with "
+                                 "train.resume=auto")
                     break
             self._plot(force=True)
             if not self.stopped and t.final_eval and self.val_loader is not None:
@@ -656,7 +789,8 @@ class Trainer:
         finally:
             restore()
             self._close_logs()
-        return {"stopped": self.stopped, "epoch": self.epoch, "global_step": self.global_step,
+        return {"stopped": self.stopped, "signal": int(self._stop_signal or 0) or None,
+                "epoch": self.epoch, "global_step": self.global_step,
                 "best_top1": self.best_top1, "best_epoch": self.best_epoch,
                 "seconds": time.perf_counter() - t_start, "metrics": final}
 
@@ -675,7 +809,9 @@ class Trainer:
         if self.is_main:
             payload = write_eval_outputs(self.out_dir, res, m, self.classes, dataset_paths(self.val_dataset),
                                          extra={"checkpoint": source, "split": "val", "model": self.cfg.model.name,
-                                                "view_average": self.cfg.eval.view_average})
+                                                "view_average": self.cfg.eval.view_average,
+                                                "train_samples_seen": self.samples_seen,
+                                                "train_samples_skipped": self.samples_skipped})
             self.log(f"final evaluation ({source}): top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  "
                      f"mean class acc {m['mean_class_acc']:.2f}  over {m['num_samples']} videos x {m['num_views']} views")
         return payload

@@ -804,7 +804,7 @@ class UniFormerV2(ModelContract, nn.Module):
         """
         from ..checkpoints import CheckpointError, load_checkpoint
 
-        report = load_checkpoint(self, source, strict=False, inflate="center")
+        report = load_checkpoint(self, source, strict=False, inflate="center", min_loaded=0.2)  # the video modules are new
         new = ("blocks.", "global_blocks.", "query", "alpha", "fusion_proj.", "fc_norm.", "head.")
         bad_missing = [k for k in report.missing if not k.startswith(new) or (k.startswith("blocks.") and ".lmhra" not in k)]
         if strict and (bad_missing or report.unexpected or report.mismatched):

@@ -6,9 +6,10 @@
 Each video is decoded and sampled the way the model was evaluated in its paper (the model card's
 frames, crop size and normalisation; the family's test sampling: dense clips for UniFormer, ViViT
 and DualFormer, UniFormerV2's sparse segments, TSN segments for Something-Something models), or the
-way a converted/training checkpoint records it. ``--views CLIPSxCROPS`` averages the softmax over
-``CLIPS`` temporal clips times ``CROPS`` spatial crops (1 = centre, 3 = three crops along the long
-side), the papers' multi-view test.
+way a converted/training checkpoint records it. ``--views CLIPSxCROPS`` (default: the views the
+checkpoint records) takes ``CLIPS`` temporal clips times ``CROPS`` spatial crops (1 = centre, 3 = three
+crops along the long side), the papers' multi-view test, combined as ``eval`` does (mean logits;
+``--average probs``: mean probabilities).
 
 Folders are searched recursively for videos; a folder holding only images is one video (frames).
 A file that cannot be read gets an ``"error"`` entry and the others go on. ``--json`` prints a list
@@ -263,21 +264,26 @@ def predict_files(
     num_workers: int = 0,
     decoder: str = "auto",
     progress: bool = True,
-    average: str = "prob",
+    average: str = "logits",
 ) -> list[dict]:
     """Top-``topk`` classes for every video in ``paths`` (files and folders, see :func:`find_videos`).
 
     Returns one dict per video, in input order: ``{"path", "top": [{"label", "index", "prob"}, ...]}``
     sorted by probability, or ``{"path", "error"}`` for a file that could not be decoded. ``views``
-    (``"4x3"``) sets clips x crops; probabilities are the softmax averaged over views
-    (``average="logits"``: the softmax of the averaged logits). ``batch_size`` counts views.
+    (``"4x3"``) sets clips x crops, else the views the checkpoint records. Views are combined as ``eval``
+    does (:func:`videoformers.engine.evaluator.average_views`): ``average="logits"`` (default, the authors'
+    test code) is the softmax of the mean logits, ``"probs"`` the mean of the softmax. ``batch_size``
+    counts views.
     """
     from tqdm import tqdm
 
     if topk < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
-    if average not in ("prob", "logits"):
-        raise ValueError(f"average must be 'prob' or 'logits', got {average!r}")
+    from videoformers.engine.evaluator import view_probabilities
+
+    average = {"prob": "probs"}.get(average, average)
+    if average not in ("probs", "logits"):
+        raise ValueError(f"average must be 'logits' or 'probs', got {average!r}")
     pre = preprocess or preprocess_for(model)
     if views is not None:
         clips, crops = parse_views(views)
@@ -306,7 +312,7 @@ def predict_files(
         for i, v in pending:
             logits = out[start:start + v.shape[0]]
             start += v.shape[0]
-            probs = logits.softmax(-1).mean(0) if average == "prob" else logits.mean(0).softmax(-1)
+            probs = view_probabilities(logits, average)
             results[i] = {"path": files[i], "top": _top(probs.cpu(), names, topk)}
         pending.clear()
 
@@ -439,8 +445,13 @@ def run(args: argparse.Namespace) -> int:
     from .convert import model_from_args
 
     model = model_from_args(args)
+    # what the checkpoint records, then what the command line says (--views, --num-frames, --img-size too)
     pre = preprocess_for(model, sampling=args.sampling, frame_interval=args.frame_interval,
-                         short_side=args.short_side)
+                         short_side=args.short_side, num_frames=getattr(args, "num_frames", None),
+                         img_size=getattr(args, "img_size", None))
+    if args.views is not None:
+        clips, crops = parse_views(args.views)
+        pre = replace(pre, num_clips=clips, num_crops=crops)
     if args.timeline:
         results = predict_timeline(
             args.paths, model, args.timeline_out, labels=args.labels, topk=args.topk, preprocess=pre,
@@ -459,9 +470,9 @@ def run(args: argparse.Namespace) -> int:
     if args.stride is not None or args.stride_sec is not None or args.fps is not None:
         raise SystemExit("predict: --stride/--stride-sec/--fps set the windows of --timeline")
     results = predict_files(
-        args.paths, model, labels=args.labels, topk=args.topk, views=args.views, preprocess=pre,
+        args.paths, model, labels=args.labels, topk=args.topk, preprocess=pre,
         batch_size=args.batch_size, device=args.device, num_workers=args.workers, decoder=args.decoder,
-        progress=not args.no_progress,
+        progress=not args.no_progress, average=args.average,
     )
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
@@ -482,7 +493,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", default=None, help="label map name (videoformers.labels) or text file; default: "
                                                    "the checkpoint's, else guessed from the class count")
     p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--views", default="1x1", metavar="CLIPSxCROPS", help="test views, e.g. 4x3 (default 1x1)")
+    p.add_argument("--views", default=None, metavar="CLIPSxCROPS",
+                   help="test views, e.g. 4x3 (default: the views the checkpoint records, else 1x1)")
+    p.add_argument("--average", default="logits", choices=("logits", "probs"),
+                   help="how views are combined: mean logits (default, as eval and the authors' test code) or "
+                        "mean probabilities")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
