@@ -257,3 +257,30 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "Traceback" not in err and err.startswith("error: ")
     assert main(["eval", "demo", "eval.split=test", "checkpoint=/nonexistent.pth"]) == 2
     assert "data.test_list" in capsys.readouterr().err
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    from videoformers.checkpoints import save_checkpoint_atomic
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("a.safetensors", "a.pth"):
+        save_checkpoint_atomic({"w": torch.zeros(2)}, tmp_path / name)
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
+def test_vivit_refuses_sizes_its_patches_cannot_tile():
+    with pytest.raises(ValueError, match="230 px is not a multiple of the 16-px patch .*use 224 or 240"):
+        vf.create_model("vivit_base_spatiotemporal", img_size=230, depth=1)
+
+
+def test_failed_export_check_leaves_no_file_and_a_zero_head_is_named(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from videoformers.tools import export
+
+    m = vf.create_model("vivit_base_spatiotemporal", depth=1, embed_dim=32, num_heads=2, mlp_dim=64,
+                        num_frames=4, img_size=32, num_classes=3).eval()
+    monkeypatch.setattr(export, "check_onnx", lambda *a, **k: 1.0)  # an export whose outputs differ
+    with pytest.warns(UserWarning, match="classifier is all zeros"), pytest.raises(RuntimeError, match="nothing was written"):
+        export.export_onnx(m, str(tmp_path / "m.onnx"))
+    assert list(tmp_path.iterdir()) == []

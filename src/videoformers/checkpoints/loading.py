@@ -263,6 +263,15 @@ def load_checkpoint(
     return report
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """``write(tmp)`` into a temporary file next to ``path``, synced, then renamed onto ``path``: a kill at
     any moment leaves either the old or the new file, never a truncated one (nor the temporary file)."""
@@ -273,6 +282,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         write(str(tmp))
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        # the permissions of any file the user creates (safetensors writes 0600, private to its owner)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

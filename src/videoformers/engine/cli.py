@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -54,7 +55,7 @@ def _eval(args: argparse.Namespace) -> int:
         overrides.append(f"eval.output_dir={args.output_dir}")
     cfg = load_config(args.config, overrides)
     m = evaluate_checkpoint(cfg)
-    if m:
+    if m and int(os.environ.get("RANK", "0")) == 0:  # under torchrun: one line, not one per process
         print(f"top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  mean class acc {m['mean_class_acc']:.2f}  "
               f"({m['num_samples']} videos x {m['num_views']} views) -> {eval_output_dir(cfg) / 'metrics.json'}")
     return 0

@@ -494,7 +494,8 @@ def run_demo(output_dir: str | os.PathLike | None = None, data_dir: str | os.Pat
     log(f"videoformers demo finished in {_fmt(total)} (data {_fmt(t_data)}, training + evaluation {_fmt(t_train)})")
     if final:
         log(f"  validation top-1 {final['top1']:.1f}%  top-5 {final['top5']:.1f}%  mean class acc "
-            f"{final['mean_class_acc']:.1f}%  ({sanity['num_samples']} videos, {len(classes)} classes)")
+            f"{final['mean_class_acc']:.1f}%  ({final.get('num_samples', sanity['num_samples'])} videos evaluated, "
+            f"{len(classes)} classes)")
     log(f"  temporal check: one frame repeated -> top-1 {sanity['static_top1']:.1f}% (chance {sanity['chance']:.1f}%); "
         f"frames shuffled -> top-1 {sanity['shuffled_top1']:.1f}%"
         + (f", direction {sanity['shuffled_direction_acc']:.1f}% (chance 50%)" if "shuffled_direction_acc" in sanity else ""))

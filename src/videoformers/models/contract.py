@@ -210,3 +210,13 @@ def _is_video(model: nn.Module) -> bool:
     if card is not None:
         return card.is_video
     return getattr(model, "dims", 3) == 3
+
+
+def classifier_is_zero(model: nn.Module) -> bool:
+    """Whether every weight under the model's ``classifier_prefixes`` is zero (ViViT initialises its head
+    so, Sec. 4.1): its logits are then the bias whatever the input, which makes an export check, a CAM or a
+    prediction say nothing. ``False`` for a model without such weights."""
+    prefixes = tuple(getattr(model, "classifier_prefixes", ("head.",)))
+    ws = [p for n, p in model.named_parameters() if n.startswith(prefixes) and n.endswith("weight")]
+    return bool(ws) and all(not p.is_meta and not bool(p.detach().any()) for p in ws)
+

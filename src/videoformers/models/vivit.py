@@ -412,6 +412,11 @@ class ViViT(ModelContract, nn.Module):
         norm_layer = partial(nn.LayerNorm, eps=norm_eps)
 
         tubelet = to_ntuple(tubelet_size, 3)
+        bad = [(s, p) for s, p in zip(self.img_size, tubelet[1:]) if s % p]
+        if bad:  # the stride-p convolution would silently drop the last s % p pixel rows / columns
+            s, p = bad[0]
+            raise ValueError(f"img_size={self.img_size}: {s} px is not a multiple of the {p}-px patch "
+                             f"({s % p} px would be dropped); use {s - s % p} or {s - s % p + p}")
         if embedding == "tubelet":
             self.patch_embed: nn.Module = TubeletEmbed(in_chans, embed_dim, tubelet)
         else:

@@ -91,6 +91,13 @@ def grad_cam(model: nn.Module, video: torch.Tensor, target: "int | Sequence[int]
     """
     if video.dim() != 5:
         raise ValueError(f"grad_cam expects a video batch (B, C, T, H, W), got shape {tuple(video.shape)}")
+    from videoformers.models.contract import classifier_is_zero
+
+    if classifier_is_zero(model):
+        import warnings
+
+        warnings.warn("the classifier is all zeros (an untrained ViViT head): the class scores do not depend on the "
+                      "input and the maps say nothing; load trained weights", stacklevel=2)
     was_training = model.training
     model.eval()
     try:

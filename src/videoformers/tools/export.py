@@ -199,6 +199,29 @@ def export_onnx(
         names = _output_names(model(x))
     axes = {"video": {0: "batch"}, **{n: {0: "batch"} for n in names}} if dynamic_batch else None
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    from videoformers.models.contract import classifier_is_zero
+
+    if classifier_is_zero(model):
+        warnings.warn(f"{getattr(model, 'model_name', type(model).__name__)}: the classifier is all zeros (e.g. ViViT's "
+                      "zero-initialised head without trained weights): every output is its bias, so the "
+                      "onnxruntime check compares constants", stacklevel=2)
+    final, path = path, os.path.join(os.path.dirname(os.path.abspath(path)),
+                                     f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        result = _export_and_check(model, x, path, names, axes, opset, input_shape, dynamic_batch, card, metadata,
+                                   check, atol, final)
+        os.replace(path, final)  # only a file that passed its check gets the name asked for
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    result.path = final
+    return result
+
+
+def _export_and_check(model, x, path, names, axes, opset, input_shape, dynamic_batch, card, metadata, check, atol,
+                      final) -> ExportResult:
+    import onnx
+
     with _export_fixes(model), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python ints from shapes (checked below)
         torch.onnx.export(model, (x,), path, dynamo=False, opset_version=opset, input_names=["video"],
@@ -229,7 +252,8 @@ def export_onnx(
         if not err <= atol:
             note = getattr(model, "export_note", "")  # what a model knows about its own export
             hint = f"; {note}" if note else ""
-            raise RuntimeError(f"ONNX output differs from PyTorch by {err:.3g} (> atol {atol:g}) for {path}{hint}")
+            raise RuntimeError(f"ONNX output differs from PyTorch by {err:.3g} (> atol {atol:g}) for {final}{hint}; "
+                               "nothing was written")
     return result
 
 

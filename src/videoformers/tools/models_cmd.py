@@ -11,6 +11,9 @@ from videoformers.registry import create_model, get_model_card, list_models
 
 def model_rows(pattern: str | None = None, flops: bool = True) -> list[dict]:
     """One row per registered model: measured params/GFLOPs next to the paper's numbers."""
+    from videoformers.checkpoints.zoo import list_pretrained
+
+    releases = list_pretrained()
     rows = []
     for name in list_models(pattern):
         card = get_model_card(name)
@@ -26,6 +29,7 @@ def model_rows(pattern: str | None = None, flops: bool = True) -> list[dict]:
             "paper_params_m": card.paper_params_m,
             "gflops": None if gflops is None else round(gflops, 3),
             "paper_gflops": card.paper_gflops,
+            "weights": sum(r.startswith(name + ".") for r in releases),  # catalogued releases (list_pretrained)
         })
     return rows
 
@@ -130,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     header = (f"{'model':<38} {'input':>10} {'params(M)':>10} {'paper':>8} {'diff':>6} "
-              f"{'GFLOPs':>9} {'paper':>8} {'diff':>6}")
+              f"{'GFLOPs':>9} {'paper':>8} {'diff':>6} {'weights':>7}")
     print(header)
     print("-" * len(header))
     notes = []
@@ -142,11 +146,14 @@ def run(args: argparse.Namespace) -> int:
             mark = f" [{len(notes)}]"
         print(f"{r['name']:<38} {r['input']:>10} {_fmt(r['params_m'], '.2f'):>10} {_fmt(r['paper_params_m'], '.1f'):>8} "
               f"{_pct(r['params_m'], r['paper_params_m']):>6} {_fmt(r['gflops'], '.1f'):>9} "
-              f"{_fmt(r['paper_gflops'], '.1f'):>8} {_pct(r['gflops'], r['paper_gflops']):>6}{mark}")
+              f"{_fmt(r['paper_gflops'], '.1f'):>8} {_pct(r['gflops'], r['paper_gflops']):>6} "
+              f"{r['weights'] or '-':>7}{mark}")
     if notes:
         print("\n" + "\n".join(notes))
-    print("\nGFLOPs: 10^9 multiply-adds per view (fvcore convention), counted on the meta device; "
-          "params include the classifier unless the paper excludes it.")
+    print("\nGFLOPs: 10^9 multiply-adds per view (fvcore convention), counted on the meta device "
+          + ("" if not args.no_flops else "(skipped: --no-flops) ")
+          + "; params include the classifier unless the paper excludes it. weights: released checkpoints by "
+          "name (videoformers models --pretrained NAME).")
     return 0
 
 
