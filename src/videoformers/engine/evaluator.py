@@ -91,6 +91,16 @@ def view_probabilities(logits: torch.Tensor, how: str = "logits") -> torch.Tenso
     return scores.softmax(-1) if how == "logits" else scores
 
 
+def _skip_stats(dataset, reset: bool = False) -> dict | None:
+    """``dataset.skip_stats()`` (distinct broken files, across DataLoader workers) where the dataset, or
+    the one it wraps, keeps them; else ``None``."""
+    for ds in (dataset, getattr(dataset, "dataset", None)):
+        fn = getattr(type(ds), "skip_stats", None) if ds is not None else None
+        if fn is not None:
+            return ds.skip_stats(reset=reset)
+    return None
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -106,6 +116,7 @@ def evaluate(
     info = dist_info or DistInfo()
     was_training = model.training
     model.eval()
+    stats = _skip_stats(loader.dataset, reset=True)  # counted from here: this pass's broken files
     scores, labels, indices = [], [], []
     skipped, views = 0, 1
     t0 = time.perf_counter()
@@ -138,6 +149,10 @@ def evaluate(
     )
     parts = all_gather_objects(local, info)
     skipped = int(all_reduce_sum([skipped], info)[0])
+    stats = _skip_stats(loader.dataset, reset=True)
+    if stats is not None:  # distinct broken files (a file replaced in several views or retries counts once)
+        files = set().union(*all_gather_objects(set(stats["files"]), info))
+        skipped = len(files)
     s = torch.cat([p[0] for p in parts if p[0].numel()])
     y = torch.cat([p[1] for p in parts])
     idx = torch.cat([p[2] for p in parts])

@@ -270,6 +270,9 @@ class Trainer:
             raise ValueError("cannot tell the number of classes: set model.num_classes or data.labels_file")
         if not self.classes:
             self.classes = [str(i) for i in range(self.num_classes)]
+        for ds in (train_dataset, val_dataset):  # a label the model has no output for: now, not mid-epoch
+            if ds is not None and callable(getattr(type(ds), "check_labels", None)):
+                ds.check_labels(self.num_classes)
 
         # ---- model: identical initialisation on every rank (FSDP does not broadcast)
         seed_everything(t.seed)
@@ -358,6 +361,7 @@ class Trainer:
         self.best_epoch = -1
         self.samples_seen = 0
         self.samples_skipped = 0
+        self.files_skipped: set[str] = set()  # distinct broken training files met by this process's run
         self.step_losses: list[float] = []   # loss of every optimiser step of this process's run
         self.stopped = False
         self._stop_signal = False
@@ -720,11 +724,17 @@ class Trainer:
         if bar is not None:
             bar.close()
         self._check_broken(final=True)
+        from .evaluator import _skip_stats
+
+        stats = _skip_stats(self.train_dataset, reset=True)
+        bad_files = sorted(set().union(*all_gather_objects(set(stats["files"]), self.dist))) if stats else []
         loss_sum, loss_n = all_reduce_sum([loss_sum, loss_n], self.dist)  # the epoch's mean over all processes
         self.epoch_train = {"loss": loss_sum / max(loss_n, 1), "clips_per_s": clips * self.dist.world_size /
                             max(time.perf_counter() - t0, 1e-9), "seconds": time.perf_counter() - t0,
                             "train_top1": (100.0 * correct / counted) if counted and self.mixup is None else None,
-                            "skipped": int(all_reduce_sum([self.samples_skipped - skipped_before], self.dist)[0])}
+                            "skipped": int(all_reduce_sum([self.samples_skipped - skipped_before], self.dist)[0]),
+                            "bad_files": bad_files}
+        self.files_skipped.update(bad_files)
         return self.micro == self.micro_per_epoch
 
     def eval_model(self) -> nn.Module:
@@ -758,7 +768,9 @@ class Trainer:
                 et = self.epoch_train
                 msg = (f"epoch {epoch + 1}/{t.epochs}  loss {et['loss']:.4f}  "
                        f"{et['clips_per_s']:.1f} clips/s  {et['seconds']:.1f}s"
-                       + (f"  skipped {et['skipped']} broken sample(s)" if et["skipped"] else ""))
+                       + (f"  skipped {et['skipped']} broken sample(s)" if et["skipped"] else "")
+                       + (f" from {len(et['bad_files'])} file(s): " + ", ".join(Path(f).name for f in et["bad_files"][:3])
+                          + (" ..." if len(et["bad_files"]) > 3 else "") if et["bad_files"] else ""))
                 is_eval_epoch = self.val_loader is not None and (
                     (t.eval_every and (epoch + 1) % t.eval_every == 0) or epoch + 1 == t.epochs)
                 improved = False
@@ -784,6 +796,10 @@ class Trainer:
                                  "train.resume=auto")
                     break
             self._plot(force=True)
+            if self._stop_signal and not self.stopped:  # the signal came after the last step (during validation)
+                self.stopped = True
+                self.log(f"{signal.Signals(self._stop_signal).name}: the last epoch had finished; checkpoint saved to "
+                         f"{self.out_dir / 'checkpoint_last.pth'}; the final evaluation is skipped")
             if not self.stopped and t.final_eval and self.val_loader is not None:
                 final = self.final_evaluation()
         finally:
@@ -811,7 +827,8 @@ class Trainer:
                                          extra={"checkpoint": source, "split": "val", "model": self.cfg.model.name,
                                                 "view_average": self.cfg.eval.view_average,
                                                 "train_samples_seen": self.samples_seen,
-                                                "train_samples_skipped": self.samples_skipped})
+                                                "train_samples_skipped": self.samples_skipped,
+                                                "train_files_skipped": sorted(self.files_skipped)})
             self.log(f"final evaluation ({source}): top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  "
                      f"mean class acc {m['mean_class_acc']:.2f}  over {m['num_samples']} videos x {m['num_views']} views")
         return payload
