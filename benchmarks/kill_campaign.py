@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent('''
             time.sleep(0.01)
             return super().__getitem__(i)
 
-    cfg = _cfg({out!r}, "train.epochs=4", "data.num_workers=2", "train.batch_size=4", "train.save_every_steps=2",
+    cfg = _cfg({out!r}, "train.epochs=20", "data.num_workers=2", "train.batch_size=4", "train.save_every_steps=2",
                "train.final_eval=false", "train.resume=auto", "train.mixup=0.5", "train.ema_decay=0.9")
     tr = Trainer(cfg, model=lambda k: TinyNet(k, dropout=0.2), train_dataset=Slow(48),
                  val_dataset=ClipSet(8, seed=1), log=lambda m: print(m, flush=True))
@@ -101,7 +101,7 @@ def main() -> int:
     last_step = 0
     for i in range(args.kills):
         sig = rng.choice([signal.SIGTERM, signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
-        rc, text = run(killed, rng.uniform(0.0, 2.0), sig)
+        rc, text = run(killed, rng.uniform(0.0, 1.5), sig)
         if rc == 0:
             counts["finished_before_kill"] += 1
             break

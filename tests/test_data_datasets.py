@@ -58,19 +58,21 @@ def test_val_item_multi_view(tiny, clips, crops):
     assert torch.equal(again, item["video"])  # evaluation views are deterministic
 
 
-def test_dataset_decodes_with_one_ffmpeg_thread(tiny, monkeypatch):
+@pytest.mark.parametrize("decode_timeout", [0, 30])  # in-process, and in the decoder process
+def test_dataset_decodes_with_one_ffmpeg_thread(tiny, monkeypatch, tmp_path, decode_timeout):
     import videoformers.data.datasets as dsm
 
-    seen = []
+    seen = tmp_path / "seen.txt"  # a file: with decode_timeout > 0 the call happens in a child process
     real = dsm.open_video
 
-    def spy(path, decoder="auto", threads=1):
-        seen.append((decoder, threads))
-        return real(path, decoder=decoder, threads=threads)
+    def spy(path, decoder="auto", threads=1, **kw):
+        with open(seen, "a") as f:
+            f.write(f"{decoder} {threads} {kw.get('corrupt_frames')}\n")
+        return real(path, decoder=decoder, threads=threads, **kw)
 
     monkeypatch.setattr(dsm, "open_video", spy)
-    build_dataset(_cfg(tiny, decoder="pyav"), "train")[0]
-    assert seen == [("pyav", 1)]
+    build_dataset(_cfg(tiny, decoder="pyav", decode_timeout=decode_timeout, corrupt_frames="keep"), "train")[0]
+    assert seen.read_text().splitlines() == ["pyav 1 keep"]  # and data.corrupt_frames reaches the reader
 
 
 def test_test_split_falls_back_to_val_list(tiny):

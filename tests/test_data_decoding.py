@@ -183,7 +183,9 @@ def test_truncated_faststart_file_reports_missing_frames(data_videos, tmp_path):
         f.write(data[: int(len(data) * 0.6)])
     with open_video(src, decoder="pyav") as full:
         total = full.num_frames
-    with open_video(cut, decoder="pyav") as r:
+    # corrupt_frames="error": a cut-short frame must fail loudly here (the default, "skip", would hand
+    # over its nearest clean neighbour instead and count it in r.last_corrupt).
+    with open_video(cut, decoder="pyav", corrupt_frames="error") as r:
         assert r.num_frames < total  # the index covers what the file still holds, not what moov promises
         assert [decode_index(f) for f in r.read([0, 5])] == [0, 5]
         # The last indexed frame is either whole (then it is exactly that frame) or cut short (then it
@@ -193,7 +195,7 @@ def test_truncated_faststart_file_reports_missing_frames(data_videos, tmp_path):
         try:
             last = r.read([r.num_frames - 1])
         except VideoDecodeError as e:
-            assert re.search("could not be decoded|decoding failed", str(e))
+            assert re.search("could not be decoded|decoding failed|is corrupt", str(e))
         else:
             assert decode_index(last[0]) == pts[-1] // (pts[1] - pts[0])
         with pytest.raises((VideoDecodeError, ValueError, IndexError)):
@@ -251,7 +253,7 @@ def test_auto_falls_back_to_opencv_when_pyav_fails(data_videos, monkeypatch):
         pytest.skip("opencv is not installed")
     import videoformers.data.decoding as dec
 
-    def refuse(path, threads=1):
+    def refuse(path, threads=1, **kw):
         raise VideoDecodeError(path, "simulated PyAV failure")
 
     monkeypatch.setattr(dec, "PyAVReader", refuse)

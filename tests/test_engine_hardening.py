@@ -284,3 +284,33 @@ def test_failed_export_check_leaves_no_file_and_a_zero_head_is_named(tmp_path, m
     with pytest.warns(UserWarning, match="classifier is all zeros"), pytest.raises(RuntimeError, match="nothing was written"):
         export.export_onnx(m, str(tmp_path / "m.onnx"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_broken_file_in_real_data_is_named_in_the_epoch_line_and_metrics(tmp_path):
+    """Real videos and one broken file through the whole pipeline: the run goes on, the epoch line and
+    metrics.json name the file once (distinct files, not replacement events)."""
+    from videoformers.data.synthetic import render_clip, write_video
+
+    lines = []
+    for i in range(8):
+        write_video(str(tmp_path / f"v{i}.mp4"), render_clip("temporal", i % 2, [1, i], size=32, num_frames=8), fps=8)
+        lines.append(f"v{i}.mp4 {i % 2}")
+    (tmp_path / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(300))
+    (tmp_path / "train.txt").write_text("\n".join(lines + ["bad.mp4 0"]) + "\n")
+    (tmp_path / "val.txt").write_text("\n".join(lines[:4]) + "\n")
+    cfg = load_config(None, [
+        f"train.output_dir={tmp_path / 'run'}", f"data.root={tmp_path}", f"data.train_list={tmp_path / 'train.txt'}",
+        f"data.val_list={tmp_path / 'val.txt'}", "data.num_frames=4", "data.img_size=32", "data.test_scale=32",
+        "data.train_scale=[32,36]", "data.frame_interval=1", "data.max_broken_fraction=0.5", "data.num_workers=0",
+        "train.epochs=1", "train.batch_size=3", "train.progress=false", "train.tensorboard=false",
+        "model.overrides.depth=[1,1,1,1]", "model.overrides.embed_dim=[16,32,64,64]", "model.overrides.head_dim=16"])
+    out: list[str] = []
+    tr = Trainer(cfg, log=out.append)
+    try:
+        tr.fit()
+    finally:
+        tr.close()
+    epoch = [m for m in out if m.startswith("epoch 1/1  loss")][0]
+    assert "from 1 file(s): bad.mp4" in epoch, epoch
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [Path(f).name for f in m["train_files_skipped"]] == ["bad.mp4"] and m["train_samples_skipped"] >= 1

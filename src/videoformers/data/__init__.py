@@ -3,7 +3,9 @@
 Entry points (the contract with ``videoformers.engine``):
 
 * :class:`DataConfig` and :func:`build_dataset` ``(cfg, split)`` -> dataset of dicts
-  ``{"video", "label", "index", "num_skipped"}``;
+  ``{"video", "label", "index", "num_skipped"}``; ``dataset.skip_stats(reset=False)`` ->
+  ``{"count", "files", "reasons"}``: distinct skipped files over all DataLoader workers (see
+  :class:`VideoDataset`); ``train_list`` may be a folder-per-class directory;
 * :class:`MixupCutmix` for batch-level mixing with label smoothing;
 * :func:`probe` / :func:`read_frames` / :func:`open_video` for decoding (:class:`VideoDecodeError` on
   broken files);
@@ -15,6 +17,7 @@ from .config import DATASET_FORMATS, SAMPLINGS, DataConfig
 from .datasets import (
     AnnotationError,
     BrokenDataError,
+    VIDEO_EXTENSIONS,
     Sample,
     VideoDataset,
     build_dataset,
@@ -24,6 +27,7 @@ from .datasets import (
     resolve_mean_std,
 )
 from .decoding import (
+    NotAVideoError,
     VideoDecodeError,
     VideoInfo,
     VideoReader,
@@ -39,12 +43,14 @@ from .sampling import dense_indices, sample_indices, sparse_indices, uniform_ind
 __all__ = [
     "DATASET_FORMATS",
     "SAMPLINGS",
+    "VIDEO_EXTENSIONS",
     "AnnotationError",
     "BrokenDataError",
     "DataConfig",
     "MixupCutmix",
     "Sample",
     "VideoDataset",
+    "NotAVideoError",
     "VideoDecodeError",
     "VideoInfo",
     "VideoReader",

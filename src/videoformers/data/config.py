@@ -43,7 +43,10 @@ class DataConfig:
     short_video: str = "loop"          # "loop" | "repeat_last"
     num_workers: int = 2
     decoder: str = "auto"              # "auto" | "pyav" | "opencv" | "torchcodec"
+    corrupt_frames: str = "skip"       # frames FFmpeg flags as damaged: "skip" (nearest clean frame) | "keep" | "error"
     max_broken_fraction: float = 0.1   # a run stops when more than this fraction of samples are broken
+    decode_timeout: float = 60.0       # s per sample; >0 decodes in a child process (a hang or native crash
+                                       # skips the sample); 0: decode in-process, unbounded
 
     def __post_init__(self) -> None:
         # YAML gives lists where the dataclass wants tuples.
@@ -55,7 +58,7 @@ class DataConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field for any value the pipeline cannot use."""
-        from .decoding import DECODERS
+        from .decoding import CORRUPT_POLICIES, DECODERS
 
         def bad(name: str, why: str) -> ValueError:
             return ValueError(f"DataConfig.{name}={getattr(self, name)!r}: {why}")
@@ -68,6 +71,8 @@ class DataConfig:
             raise bad("short_video", "expected 'loop' or 'repeat_last'")
         if self.decoder not in DECODERS:
             raise bad("decoder", f"expected one of {DECODERS}")
+        if self.corrupt_frames not in CORRUPT_POLICIES:
+            raise bad("corrupt_frames", f"expected one of {CORRUPT_POLICIES}")
         for name in ("num_frames", "frame_interval", "img_size", "test_scale", "test_num_clips"):
             if int(getattr(self, name)) < 1:
                 raise bad(name, "must be >= 1")
@@ -85,6 +90,8 @@ class DataConfig:
             raise bad("std", "values must be > 0")
         if not 0.0 <= self.max_broken_fraction <= 1.0:
             raise bad("max_broken_fraction", "expected a fraction in [0, 1]")
+        if not 0.0 <= float(self.decode_timeout) < float("inf"):
+            raise bad("decode_timeout", "expected seconds >= 0 (0: no time limit, decode in-process)")
         if not 0.0 <= self.random_erasing <= 1.0:
             raise bad("random_erasing", "expected a probability in [0, 1]")
         if self.color_jitter < 0:
