@@ -72,7 +72,12 @@ def run(out: Path, kill_after: float | None, sig: int) -> tuple[int, str]:
         time.sleep(kill_after)
         if p.poll() is None:
             os.killpg(p.pid, sig)
-    text, _ = p.communicate(timeout=300)
+    try:
+        text, _ = p.communicate(timeout=180)
+    except subprocess.TimeoutExpired:  # a run that does not end after its signal: a hang, counted
+        os.killpg(p.pid, signal.SIGKILL)
+        text, _ = p.communicate()
+        return None, text
     return p.returncode, text
 
 
@@ -102,6 +107,10 @@ def main() -> int:
     for i in range(args.kills):
         sig = rng.choice([signal.SIGTERM, signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
         rc, text = run(killed, rng.uniform(0.0, 1.5), sig)
+        if rc is None:
+            counts["hang"] = counts.get("hang", 0) + 1
+            print(f"kill {i + 1}: {signal.Signals(sig).name}: the run did not end within 180 s\n{text[-3000:]}")
+            continue
         if rc == 0:
             counts["finished_before_kill"] += 1
             break
@@ -127,7 +136,8 @@ def main() -> int:
     counts["final_exit"] = rc
     counts["max_weight_diff_vs_uninterrupted"] = diff
     print(counts)
-    return 0 if counts["lost"] == 0 and counts["graceful_wrong_exit"] == 0 and rc == 0 and diff <= 1e-6 else 1
+    ok = counts["lost"] == 0 and counts["graceful_wrong_exit"] == 0 and not counts.get("hang") and rc == 0
+    return 0 if ok and diff <= 1e-6 else 1
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def test_train_item_contract(tiny):
     ds = build_dataset(_cfg(tiny), "train")
     assert len(ds) == 12 and ds.num_classes == 6 and ds.classes[0] == "moving left"
     item = ds[3]
-    assert set(item) == {"video", "label", "index", "num_skipped"}
+    assert set(item) == {"video", "label", "index", "num_skipped", "num_corrupt"}
     v = item["video"]
     assert v.shape == (3, 4, 32, 32) and v.dtype == torch.float32 and v.is_contiguous()
     assert isinstance(item["label"], int) and item["index"] == 3 and item["num_skipped"] == 0

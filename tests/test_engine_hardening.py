@@ -314,3 +314,33 @@ def test_a_broken_file_in_real_data_is_named_in_the_epoch_line_and_metrics(tmp_p
     assert "from 1 file(s): bad.mp4" in epoch, epoch
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert [Path(f).name for f in m["train_files_skipped"]] == ["bad.mp4"] and m["train_samples_skipped"] >= 1
+
+
+def test_a_resumed_epoch_reports_the_mean_loss_of_the_whole_epoch(tmp_path):
+    def epoch_lines(out, *extra):
+        lines: list[str] = []
+        _fit(out, "train.epochs=3", *extra, log=lines.append)
+        return [m.split("  ")[1] for m in lines if m.startswith("epoch 2/3  loss")]
+
+    full = epoch_lines(tmp_path / "full")
+    assert epoch_lines(tmp_path / "cut", "train.stop_after_steps=8") == []  # stopped inside epoch 2
+    assert epoch_lines(tmp_path / "cut", "train.resume=auto") == full
+
+
+def test_damaged_frame_counts_reach_the_epoch_line_and_metrics(tmp_path):
+    """The dataset's per-item ``num_corrupt`` (frames FFmpeg flagged, see data.corrupt_frames) is summed
+    into the epoch line, metrics.json and eval's metrics."""
+    class Damaged(ClipSet):
+        def __getitem__(self, i):
+            return {**super().__getitem__(i), "num_corrupt": 2}
+
+    lines: list[str] = []
+    tr = Trainer(_cfg(tmp_path / "run", "train.epochs=1"), model=lambda k: TinyNet(k), train_dataset=Damaged(48),
+                 val_dataset=Damaged(20, seed=1), log=lines.append)
+    try:
+        tr.fit()
+    finally:
+        tr.close()
+    assert any("96 damaged frame(s) (skip)" in m for m in lines if m.startswith("epoch 1/1  loss"))
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["train_frames_corrupt"] == 96 and m["num_corrupt_frames"] == 40 and m["corrupt_frames_policy"] == "skip"

@@ -1123,7 +1123,9 @@ class VideoDataset(Dataset):
             except Exception as e:  # noqa: BLE001 - one bad sample costs that sample (see the class docstring)
                 reason = _reason(e)
             else:
-                return {"video": video, "label": self.samples[i].label, "index": i, "num_skipped": skipped}
+                # num_corrupt: frames FFmpeg flagged damaged in this clip (replaced or kept, data.corrupt_frames)
+                return {"video": video, "label": self.samples[i].label, "index": i, "num_skipped": skipped,
+                        "num_corrupt": len(self.last_corrupt)}
             # Outside the except block: a BrokenDataError raised here is one line, not a chained traceback.
             skipped += 1
             self._record_broken(self.samples[i], reason, skipped)

@@ -40,8 +40,9 @@ class EvalResult:
     indices: torch.Tensor     # (N,)
     probabilities: bool       # scores are probabilities (view_average == "probs")
     num_views: int
-    num_skipped: int
+    num_skipped: int          # distinct broken files (replaced by others), where the dataset counts them
     seconds: float
+    num_corrupt: int = 0      # damaged frames FFmpeg flagged in the evaluated clips (data.corrupt_frames)
 
     def metrics(self, num_classes: int, classes: Sequence[str] | None = None) -> dict:
         m = classification_metrics(self.scores, self.labels, num_classes, classes)
@@ -50,6 +51,7 @@ class EvalResult:
         else:
             loss = F.cross_entropy(self.scores, self.labels).item()
         m.update({"loss": loss, "num_views": self.num_views, "num_skipped": self.num_skipped,
+                  "num_corrupt_frames": self.num_corrupt,
                   "seconds": round(self.seconds, 3),
                   "videos_per_second": round(len(self.labels) / max(self.seconds, 1e-9), 3)})
         return m
@@ -118,7 +120,7 @@ def evaluate(
     model.eval()
     stats = _skip_stats(loader.dataset, reset=True)  # counted from here: this pass's broken files
     scores, labels, indices = [], [], []
-    skipped, views = 0, 1
+    skipped, corrupt, views = 0, 0, 1
     t0 = time.perf_counter()
     it = loader
     bar = None
@@ -139,6 +141,8 @@ def evaluate(
         indices.append(torch.as_tensor(batch["index"]).view(-1).cpu())
         if "num_skipped" in batch:
             skipped += int(torch.as_tensor(batch["num_skipped"]).sum())
+        if "num_corrupt" in batch:
+            corrupt += int(torch.as_tensor(batch["num_corrupt"]).sum())
     if bar is not None:
         bar.close()
     model.train(was_training)
@@ -148,7 +152,7 @@ def evaluate(
         torch.cat(indices) if indices else torch.empty(0, dtype=torch.long),
     )
     parts = all_gather_objects(local, info)
-    skipped = int(all_reduce_sum([skipped], info)[0])
+    skipped, corrupt = (int(v) for v in all_reduce_sum([skipped, corrupt], info))
     stats = _skip_stats(loader.dataset, reset=True)
     if stats is not None:  # distinct broken files (a file replaced in several views or retries counts once)
         files = set().union(*all_gather_objects(set(stats["files"]), info))
@@ -162,7 +166,7 @@ def evaluate(
     keep = torch.ones_like(idx, dtype=torch.bool)
     keep[1:] = idx[1:] != idx[:-1]
     return EvalResult(s[keep], y[keep].long(), idx[keep], view_average == "probs", views, skipped,
-                      time.perf_counter() - t0)
+                      time.perf_counter() - t0, corrupt)
 
 
 def write_eval_outputs(out_dir: str | Path, result: EvalResult, metrics: dict, classes: Sequence[str] | None,

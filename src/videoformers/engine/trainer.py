@@ -361,6 +361,8 @@ class Trainer:
         self.best_epoch = -1
         self.samples_seen = 0
         self.samples_skipped = 0
+        self.frames_corrupt = 0   # damaged frames FFmpeg flagged in the training clips (data.corrupt_frames)
+        self._epoch_acc: list | None = None  # [loss sum, steps, correct, counted] of the epoch so far
         self.files_skipped: set[str] = set()  # distinct broken training files met by this process's run
         self.step_losses: list[float] = []   # loss of every optimiser step of this process's run
         self.stopped = False
@@ -486,6 +488,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "samples_seen": self.samples_seen,
             "samples_skipped": self.samples_skipped,
+            "epoch_acc": all_gather_objects(list(self._epoch_acc or [0.0, 0, 0, 0]), self.dist),
             "rng": all_gather_objects(get_rng_state(), self.dist),
             "world_size": self.dist.world_size,
             "total_batch": self.total_batch,
@@ -566,6 +569,8 @@ class Trainer:
         self.best_top1, self.best_epoch = float(ck.get("best_top1", -1)), int(ck.get("best_epoch", -1))
         self.samples_seen = int(ck.get("samples_seen", 0))
         self.samples_skipped = int(ck.get("samples_skipped", 0))
+        acc = ck.get("epoch_acc") or []
+        self._epoch_acc = list(acc[self.dist.rank]) if len(acc) == self.dist.world_size and self.micro else None
         rng = ck.get("rng") or []
         if len(rng) == self.dist.world_size:
             set_rng_state(rng[self.dist.rank])
@@ -632,9 +637,11 @@ class Trainer:
             bar = tqdm(total=n_left, desc=f"epoch {epoch + 1}/{t.epochs}", dynamic_ncols=True, leave=False,
                        mininterval=1.0, unit="batch", disable=None)
         t0 = time.perf_counter()
-        skipped_before = self.samples_skipped
-        clips, correct, counted = 0, 0, 0
-        loss_sum, loss_n = 0.0, 0
+        skipped_before, corrupt_before = self.samples_skipped, self.frames_corrupt
+        clips = 0
+        # A resumed epoch continues its running sums, so its mean loss covers the whole epoch.
+        acc = self._epoch_acc if start > 0 and self._epoch_acc else [0.0, 0, 0, 0]
+        loss_sum, loss_n, correct, counted = acc[0], int(acc[1]), int(acc[2]), int(acc[3])
         step_loss = 0.0
         it = iter(self.train_loader)
         for i in range(start, self.micro_per_epoch):
@@ -644,6 +651,8 @@ class Trainer:
             y = {k: v.to(self.device) for k, v in y.items()} if isinstance(y, dict) else y.to(self.device)
             if "num_skipped" in batch:
                 self.samples_skipped += int(torch.as_tensor(batch["num_skipped"]).sum())
+            if "num_corrupt" in batch:
+                self.frames_corrupt += int(torch.as_tensor(batch["num_corrupt"]).sum())
             self.samples_seen += x.shape[0]
             target = y
             if self.mixup is not None:
@@ -686,6 +695,7 @@ class Trainer:
             self.step_losses.append(step_loss)
             loss_sum += step_loss
             loss_n += 1
+            self._epoch_acc = [loss_sum, loss_n, correct, counted]
             elapsed = time.perf_counter() - t0
             rate = clips * self.dist.world_size / max(elapsed, 1e-9)
             if bar is not None:
@@ -733,7 +743,8 @@ class Trainer:
                             max(time.perf_counter() - t0, 1e-9), "seconds": time.perf_counter() - t0,
                             "train_top1": (100.0 * correct / counted) if counted and self.mixup is None else None,
                             "skipped": int(all_reduce_sum([self.samples_skipped - skipped_before], self.dist)[0]),
-                            "bad_files": bad_files}
+                            "bad_files": bad_files,
+                            "corrupt": int(all_reduce_sum([self.frames_corrupt - corrupt_before], self.dist)[0])}
         self.files_skipped.update(bad_files)
         return self.micro == self.micro_per_epoch
 
@@ -770,7 +781,8 @@ class Trainer:
                        f"{et['clips_per_s']:.1f} clips/s  {et['seconds']:.1f}s"
                        + (f"  skipped {et['skipped']} broken sample(s)" if et["skipped"] else "")
                        + (f" from {len(et['bad_files'])} file(s): " + ", ".join(Path(f).name for f in et["bad_files"][:3])
-                          + (" ..." if len(et["bad_files"]) > 3 else "") if et["bad_files"] else ""))
+                          + (" ..." if len(et["bad_files"]) > 3 else "") if et["bad_files"] else "")
+                       + (f"  {et['corrupt']} damaged frame(s) ({self.cfg.data.corrupt_frames})" if et["corrupt"] else ""))
                 is_eval_epoch = self.val_loader is not None and (
                     (t.eval_every and (epoch + 1) % t.eval_every == 0) or epoch + 1 == t.epochs)
                 improved = False
@@ -828,7 +840,9 @@ class Trainer:
                                                 "view_average": self.cfg.eval.view_average,
                                                 "train_samples_seen": self.samples_seen,
                                                 "train_samples_skipped": self.samples_skipped,
-                                                "train_files_skipped": sorted(self.files_skipped)})
+                                                "train_files_skipped": sorted(self.files_skipped),
+                                                "train_frames_corrupt": self.frames_corrupt,
+                                                "corrupt_frames_policy": getattr(self.cfg.data, "corrupt_frames", None)})
             self.log(f"final evaluation ({source}): top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  "
                      f"mean class acc {m['mean_class_acc']:.2f}  over {m['num_samples']} videos x {m['num_views']} views")
         return payload
