@@ -148,3 +148,42 @@ def test_fsdp2_matches_one_process_and_resumes(runs, run):
     assert set(two["model"]) == set(one["model"])  # full (unsharded) state dict in the checkpoint
     for k, v in one["model"].items():
         torch.testing.assert_close(two["model"][k], v, rtol=0, atol=1e-5, msg=k)
+
+
+class _SignalsItself(Clips):
+    """Rank 1 alone gets SIGTERM (as when a node is preempted) at its 10th item."""
+
+    def __init__(self, rank: int) -> None:
+        super().__init__()
+        self.rank, self.calls = rank, 0
+
+    def __getitem__(self, i):
+        self.calls += 1
+        if self.rank == 1 and self.calls == 10:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().__getitem__(i)
+
+
+def _signal_worker(rank: int, root: str) -> None:
+    cfg = load_config(None, [
+        f"train.output_dir={root}/run", "train.epochs=5", "train.batch_size=2", "data.num_workers=0",
+        "train.progress=false", "train.tensorboard=false", "train.final_eval=false"])
+    tr = Trainer(cfg, model=lambda k: Net(False), train_dataset=_SignalsItself(rank), log=lambda m: None)
+    try:
+        s = tr.fit()
+    finally:
+        tr.close()
+    with open(f"{root}/rank{rank}.json", "w") as f:
+        json.dump({"global_step": tr.global_step, "signal": s["signal"], "stopped": s["stopped"]}, f)
+
+
+def test_a_signal_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    spawn_local(_signal_worker, 2, (str(tmp_path),))
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["stopped"] and r1["stopped"] and r0["global_step"] == r1["global_step"] < 50
+    assert r0["signal"] == r1["signal"] == 15  # rank 0 reports the stop too: its exit code says so
+    ck = torch.load(tmp_path / "run" / "checkpoint_last.pth", weights_only=True)
+    assert ck["global_step"] == r0["global_step"]
