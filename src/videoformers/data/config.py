@@ -32,6 +32,13 @@ class DataConfig:
     train_scale: tuple[int, int] = (256, 320)   # short-side jitter range for training
     test_scale: int = 224              # short side at test
     random_resized_crop: bool = False  # use RandomResizedCrop instead of scale jitter + random crop
+    rrc_scale: tuple[float, float] = (0.08, 1.0)    # RandomResizedCrop area range, relative to the frame
+                                                    # (PySlowFast DATA.TRAIN_JITTER_SCALES_RELATIVE)
+    rrc_ratio: tuple[float, float] = (0.75, 1.3333)  # its aspect range (DATA.TRAIN_JITTER_ASPECT_RELATIVE)
+    num_samples: int = 1               # repeated augmentation (PySlowFast AUG.NUM_SAMPLE): N augmented clips per
+                                       # decoded video; train.batch_size counts videos, a step sees B x N clips
+    num_samples_temporal: bool = False  # True: the N clips are also at N random temporal positions of the one
+                                       # open video (MMAction2 RepeatAugDataset); False: the same frames (PySlowFast)
     hflip: bool = True                 # False for Something-Something
     color_jitter: float = 0.0
     randaugment: tuple[int, float] | None = None   # (n, m)
@@ -50,7 +57,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         # YAML gives lists where the dataclass wants tuples.
-        for name in ("train_scale", "randaugment", "mean", "std"):
+        for name in ("train_scale", "randaugment", "mean", "std", "rrc_scale", "rrc_ratio"):
             v = getattr(self, name)
             if isinstance(v, list):
                 setattr(self, name, tuple(v))
@@ -80,6 +87,18 @@ class DataConfig:
             raise bad("test_num_crops", "expected 1 (centre crop) or 3 (three-crop)")
         if len(self.train_scale) != 2 or not 0 < self.train_scale[0] <= self.train_scale[1]:
             raise bad("train_scale", "expected (min, max) short-side sizes with 0 < min <= max")
+        if len(self.rrc_scale) != 2 or not 0 < self.rrc_scale[0] <= self.rrc_scale[1] <= 1:
+            raise bad("rrc_scale", "expected (min, max) area fractions with 0 < min <= max <= 1")
+        if len(self.rrc_ratio) != 2 or not 0 < self.rrc_ratio[0] <= self.rrc_ratio[1]:
+            raise bad("rrc_ratio", "expected (min, max) aspect ratios with 0 < min <= max")
+        if int(self.num_samples) < 1:
+            raise bad("num_samples", "must be >= 1 (1: no repeated augmentation)")
+        if self.img_size > self.test_scale:
+            raise bad("img_size", f"the {self.img_size}-px crop is larger than the test resize "
+                                  f"(test_scale={self.test_scale}): the crop would be padded; raise test_scale")
+        if not self.random_resized_crop and self.img_size > self.train_scale[0]:
+            raise bad("img_size", f"the {self.img_size}-px crop is larger than the smallest training resize "
+                                  f"(train_scale={tuple(self.train_scale)}); raise train_scale or use random_resized_crop")
         if self.randaugment is not None and len(self.randaugment) != 2:
             raise bad("randaugment", "expected (n, m), e.g. (4, 7)")
         for name in ("mean", "std"):

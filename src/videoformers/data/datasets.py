@@ -66,7 +66,7 @@ from torch.utils.data import Dataset
 
 from .config import DataConfig
 from .decoding import IMAGE_EXTENSIONS, VideoDecodeError, open_video
-from .sampling import sample_indices
+from .sampling import clip_span, sample_indices
 from .transforms import (
     ColorJitter,
     Compose,
@@ -648,7 +648,7 @@ def build_transform(cfg: DataConfig, train: bool, mean=None, std=None) -> Callab
     # before photometric ops.
     if not train:
         return Compose([ResizeCrop(cfg.img_size, cfg.test_scale, cfg.test_num_crops), Normalize(mean, std)])
-    crop = (RandomResizedCrop(cfg.img_size) if cfg.random_resized_crop
+    crop = (RandomResizedCrop(cfg.img_size, tuple(cfg.rrc_scale), tuple(cfg.rrc_ratio)) if cfg.random_resized_crop
             else ScaleJitterCrop(cfg.img_size, tuple(cfg.train_scale)))
     photometric = cfg.color_jitter > 0 or bool(cfg.randaugment)
     return Compose([
@@ -1038,7 +1038,10 @@ class VideoDataset(Dataset):
             mean, std = resolve_mean_std(cfg)
         self.mean, self.std = tuple(mean), tuple(std)
         self.transform = transform if transform is not None else build_transform(cfg, self.train, self.mean, self.std)
-        self.num_clips = 1 if self.train else int(cfg.test_num_clips)
+        # Repeated augmentation with temporal draws decodes N clips of one open video in training.
+        self.num_samples = int(getattr(cfg, "num_samples", 1) or 1) if self.train else 1
+        self.num_clips = ((self.num_samples if getattr(cfg, "num_samples_temporal", False) else 1) if self.train
+                          else int(cfg.test_num_clips))
         self.broken_files: dict[str, str] = {}
         self.num_broken = 0
         self.num_attempts = 0
@@ -1046,6 +1049,7 @@ class VideoDataset(Dataset):
         self._reported: set[str] = set()  # files this process put in the skip log since the last reset
         self._helper: _DecodeHelper | None = None
         self._corrupt_policy = getattr(cfg, "corrupt_frames", "skip")
+        self.num_short = 0  # videos shorter than a clip's span met by this process (warned once)
         self.last_corrupt: tuple = ()  # frame numbers of the last load that FFmpeg flagged (the reader's own)
 
     def __getstate__(self):
@@ -1088,6 +1092,17 @@ class VideoDataset(Dataset):
 
     def _indices(self, num_frames: int):
         cfg = self.cfg
+        need = clip_span(cfg.num_frames, cfg.frame_interval) if cfg.sampling == "dense" else cfg.num_frames
+        if num_frames < need:
+            self.num_short += 1
+            if self.num_short == 1:  # once per process; the count is dataset.num_short
+                what = ("wraps around to the start, which breaks the order of the frames (PySlowFast clamps to the "
+                        "last frame: data.short_video=repeat_last)" if cfg.short_video == "loop"
+                        else "repeats the last frame, as PySlowFast")
+                warnings.warn(f"{self.split}: a video has {num_frames} frames, fewer than the {need} a clip spans "
+                              f"({cfg.num_frames} frames" + (f" x interval {cfg.frame_interval}" if cfg.sampling == "dense"
+                                                             else "") + f"); short_video={cfg.short_video!r} {what}. "
+                              "Further ones are counted (dataset.num_short), not repeated here", stacklevel=2)
         return sample_indices(cfg.sampling, num_frames, cfg.num_frames, train=self.train,
                               frame_interval=cfg.frame_interval, num_clips=self.num_clips,
                               short_video=cfg.short_video)
@@ -1103,6 +1118,10 @@ class VideoDataset(Dataset):
 
     def _video(self, index: int) -> torch.Tensor:
         clips = self.load_clips(index)
+        if self.train and self.num_samples > 1:
+            # PySlowFast's AUG.NUM_SAMPLE: one decode, N independently augmented copies -> (N, C, T, S, S)
+            return torch.stack([self.transform(frames_to_clip(clips[k % len(clips)]))
+                                for k in range(self.num_samples)]).contiguous()
         if self.train:
             return self.transform(frames_to_clip(clips[0])).contiguous()
         views = [self.transform(frames_to_clip(c)) for c in clips]  # each (crops, C, T, S, S)

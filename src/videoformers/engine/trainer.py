@@ -648,12 +648,18 @@ class Trainer:
             batch = next(it)
             x = batch["video"].to(self.device, non_blocking=True)
             y = batch["label"]
+            videos = x.shape[0]
+            if x.ndim == 6:  # repeated augmentation (data.num_samples): (B, N, C, T, H, W) -> B x N clips
+                n = x.shape[1]
+                x = x.flatten(0, 1)
+                y = ({k: torch.as_tensor(v).repeat_interleave(n) for k, v in y.items()} if isinstance(y, dict)
+                     else torch.as_tensor(y).repeat_interleave(n))
             y = {k: v.to(self.device) for k, v in y.items()} if isinstance(y, dict) else y.to(self.device)
             if "num_skipped" in batch:
                 self.samples_skipped += int(torch.as_tensor(batch["num_skipped"]).sum())
             if "num_corrupt" in batch:
                 self.frames_corrupt += int(torch.as_tensor(batch["num_corrupt"]).sum())
-            self.samples_seen += x.shape[0]
+            self.samples_seen += videos
             target = y
             if self.mixup is not None:
                 x, target = self.mixup(x, y)
