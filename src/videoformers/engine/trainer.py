@@ -374,6 +374,12 @@ class Trainer:
 
         self._plain_log = not (t.progress and sys.stderr.isatty())
         resume = t.resume
+        if not resume and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0:
+            # torchrun --max-restarts restarted the job (a node or a worker died): continue from the last
+            # checkpoint instead of starting over or refusing the run folder
+            resume = "auto"
+            self.log(f"elastic restart {os.environ['TORCHELASTIC_RESTART_COUNT']}: resuming from "
+                     f"{self.out_dir / 'checkpoint_last.pth'}")
         if self.is_main:
             guard_output_dir(self.out_dir, resume, t.overwrite)
             self.out_dir.mkdir(parents=True, exist_ok=True)
