@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 __all__ = ["DataConfig", "DATASET_FORMATS", "SAMPLINGS"]
 
-DATASET_FORMATS = ("list", "csv", "ssv2", "ucf101", "hmdb51", "rawframes")
+DATASET_FORMATS = ("list", "csv", "ssv2", "ucf101", "hmdb51", "rawframes", "shards")
 SAMPLINGS = ("dense", "uniform", "sparse")
 
 
@@ -54,6 +54,10 @@ class DataConfig:
     max_broken_fraction: float = 0.1   # a run stops when more than this fraction of samples are broken
     decode_timeout: float = 60.0       # s per sample; >0 decodes in a child process (a hang or native crash
                                        # skips the sample); 0: decode in-process, unbounded
+    # dataset: shards (WebDataset tars from `prepare --shards`; see videoformers.data.shards)
+    train_shards: str | None = None    # a manifest OUT/train.json or a pattern OUT/train-{000000..000031}.tar
+    val_shards: str | None = None      # the same for val (test uses it too)
+    shuffle_buffer: int = 256          # training samples mixed in each worker's shuffle buffer (0: none)
 
     def __post_init__(self) -> None:
         # YAML gives lists where the dataclass wants tuples.

@@ -1259,6 +1259,10 @@ def build_dataset(cfg: DataConfig, split: str, *, model=None) -> VideoDataset:
     ``ModelCard``) supplies ``mean``/``std`` when ``cfg`` leaves them ``None``; without it the PySlowFast
     statistics 0.45/0.225 are used.
     """
+    if cfg.dataset == "shards":  # WebDataset tar shards: an IterableDataset (videoformers.data.shards)
+        from .shards import build_shard_dataset
+
+        return build_shard_dataset(cfg, split, model=model)  # type: ignore[return-value]
     ann = _Annotations(cfg)
     classes, origin = _class_names(cfg, ann, split)
     samples = ann.samples(split, classes, origin)

@@ -360,6 +360,18 @@ def prepare_dataset(list_path: str, dst_dir: str, short_side: int | None = 320, 
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "shards", False):
+        from .shards import prepare_shards
+
+        man = prepare_shards(args.list, args.dst_dir, shard_size=args.shard_size, labels_file=args.labels_file,
+                             short_side=args.short_side or None, keyframe_interval=args.keyframe_interval,
+                             workers=args.workers, root=args.root, crf=args.crf, preset=args.preset,
+                             progress=not args.quiet, force=args.force, folder_fps=args.folder_fps)
+        print(f"wrote {man['num_samples']} samples in {len(man['shards'])} shard(s) in {man['seconds']:.1f}s, "
+              f"{len(man['broken'])} broken; manifest: {man['manifest_path']}")
+        for src, reason in man["broken"][:20]:
+            print(f"  broken: {src}: {reason}")
+        return 0 if man["num_samples"] else 1
     summary = prepare_dataset(args.list, args.dst_dir, short_side=args.short_side or None,
                               keyframe_interval=args.keyframe_interval, workers=args.workers, root=args.root,
                               crf=args.crf, preset=args.preset, progress=not args.quiet, force=args.force,
@@ -405,4 +417,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folder-fps", type=float, default=30.0,
                    help="frame rate given to frame folders (folders of images) when encoded (default 30)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--shards", action="store_true",
+                   help="write WebDataset tar shards DST_DIR/<list stem>-000000.tar ... and a manifest "
+                        "DST_DIR/<list stem>.json instead of a folder of videos (see videoformers.data.shards)")
+    p.add_argument("--shard-size", default="512MB", help="with --shards: largest shard size (default 512MB)")
+    p.add_argument("--labels-file", default=None,
+                   help="with --shards: class names (one per line) recorded in the samples and the manifest")
     p.set_defaults(func=run)

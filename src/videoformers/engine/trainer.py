@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from videoformers.checkpoints import save_checkpoint_atomic
 from videoformers.checkpoints.loading import in_model_layout
@@ -92,6 +92,11 @@ def build_datasets(cfg: Config, splits: Sequence[str] = ("train", "val")) -> dic
     out: dict[str, Dataset | None] = {}
     for split in splits:
         listed = getattr(cfg.data, f"{split}_list", None)
+        if cfg.data.dataset == "shards":
+            listed = getattr(cfg.data, f"{split}_shards", None) or (cfg.data.val_shards if split == "test" else None)
+            if split != "train" and not listed:
+                out[split] = None
+                continue
         if split != "train" and not listed and cfg.data.dataset in ("list", "csv", "rawframes"):
             out[split] = None
             continue
@@ -261,8 +266,16 @@ class Trainer:
             train_dataset, val_dataset = ds["train"], ds["val"] if val_dataset is None else val_dataset
         if train_dataset is None or len(train_dataset) == 0:  # type: ignore[arg-type]
             raise ValueError("the training set is empty; set data.train_list (and data.root)")
-        self.train_dataset = SeededDataset(train_dataset, t.seed)
-        self.val_dataset = SeededDataset(val_dataset, t.seed + 1) if val_dataset is not None else None
+        # An IterableDataset (data.dataset=shards) seeds its own samples and splits itself over ranks/workers.
+        self._iterable = isinstance(train_dataset, IterableDataset)
+        for ds, seed in ((train_dataset, t.seed), (val_dataset, t.seed + 1)):
+            if isinstance(ds, IterableDataset):
+                ds.seed = seed
+                if callable(getattr(ds, "set_distributed", None)):
+                    ds.set_distributed(self.dist.rank, self.dist.world_size)
+        self.train_dataset = train_dataset if self._iterable else SeededDataset(train_dataset, t.seed)
+        self.val_dataset = (val_dataset if val_dataset is None or isinstance(val_dataset, IterableDataset)
+                            else SeededDataset(val_dataset, t.seed + 1))
         self.classes = list(classes or getattr(train_dataset, "classes", None) or [])
         self.num_classes = int(self.cfg.model.num_classes or getattr(train_dataset, "num_classes", 0)
                                or len(self.classes))
@@ -314,9 +327,15 @@ class Trainer:
         seed_everything(t.seed + self.dist.rank)
 
         # ---- loaders
-        self.train_sampler = TrainSampler(len(self.train_dataset), self.dist.world_size, self.dist.rank, True, t.seed)
-        self.train_loader = self._loader(self.train_dataset, self.train_sampler, t.batch_size, drop_last=True)
-        n_batches = len(self.train_sampler) // t.batch_size
+        if self._iterable:  # len() is already this rank's samples per epoch
+            self.train_sampler = None
+            self.train_loader = self._loader(self.train_dataset, None, t.batch_size, drop_last=True)
+            n_batches = len(self.train_dataset) // t.batch_size
+        else:
+            self.train_sampler = TrainSampler(len(self.train_dataset), self.dist.world_size, self.dist.rank, True,
+                                              t.seed)
+            self.train_loader = self._loader(self.train_dataset, self.train_sampler, t.batch_size, drop_last=True)
+            n_batches = len(self.train_sampler) // t.batch_size
         if t.max_train_batches:
             n_batches = min(n_batches, t.max_train_batches)
         self.steps_per_epoch = n_batches // t.accum_steps
@@ -331,8 +350,9 @@ class Trainer:
         self.val_loader = None
         if self.val_dataset is not None and len(self.val_dataset) > 0:
             eb = self.cfg.eval.batch_size or t.batch_size
-            self.val_loader = self._loader(self.val_dataset, EvalSampler(len(self.val_dataset), self.dist.world_size,
-                                                                        self.dist.rank), eb, drop_last=False)
+            sampler = (None if isinstance(self.val_dataset, IterableDataset)
+                       else EvalSampler(len(self.val_dataset), self.dist.world_size, self.dist.rank))
+            self.val_loader = self._loader(self.val_dataset, sampler, eb, drop_last=False)
 
         # ---- optimisation
         self.total_batch = t.batch_size * self.dist.world_size * t.accum_steps
@@ -630,7 +650,10 @@ class Trainer:
         t, epoch = self.cfg.train, self.epoch
         self.forward_model.train()
         start = self.micro
-        self.train_sampler.set_epoch(epoch, start * t.batch_size)
+        if self._iterable:  # resumed mid-epoch: the first start * batch_size samples of this rank's order are skipped
+            self.train_dataset.set_epoch(epoch, start, t.batch_size)
+        else:
+            self.train_sampler.set_epoch(epoch, start * t.batch_size)
         self.train_dataset.epoch = epoch
         self.train_loader.generator.manual_seed(t.seed + epoch)  # type: ignore[union-attr]
         accum = t.accum_steps
