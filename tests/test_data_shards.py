@@ -235,3 +235,33 @@ def test_trainer_runs_from_shards(prepared, tmp_path):
     assert (tmp_path / "run").is_dir()
     lines = [json.loads(x) for x in open(tmp_path / "run" / "log.jsonl")]
     assert lines
+
+
+def test_trainer_killed_mid_epoch_resumes_from_shards_exactly(prepared, tmp_path):
+    """A run from shards stopped inside an epoch and resumed gives the losses of the uninterrupted run
+    (the consumed samples are skipped in the epoch's deterministic order; augmentation is seeded per sample)."""
+    from videoformers.engine.config import load_config
+    from videoformers.engine.trainer import Trainer
+
+    out = prepared["out"]
+
+    def fit(run, *extra):
+        cfg = load_config("demo", [
+            "data.dataset=shards", f"data.train_shards={out}/train.json", f"data.val_shards={out}/val.json",
+            "data.num_frames=4", "data.frame_interval=2", "data.num_workers=2", "data.decode_timeout=0",
+            "model.overrides.depth=[1,1,1,1]", "model.overrides.embed_dim=[16,32,64,64]", "model.overrides.head_dim=16",
+            "train.epochs=2", "train.batch_size=2", f"train.output_dir={tmp_path / run}", "train.progress=false",
+            "data.labels_file=null", "train.final_eval=false", "train.eval_every=0", "model.drop_path_rate=0.1",
+            *extra])
+        tr = Trainer(cfg, log=lambda m: None)
+        try:
+            tr.fit()
+        finally:
+            tr.close()
+        return tr
+
+    full = fit("full")
+    cut = fit("cut", f"train.stop_after_steps={full.steps_per_epoch + 1}")
+    resumed = fit("cut", "train.resume=auto")
+    assert len(cut.step_losses) == full.steps_per_epoch + 1
+    assert cut.step_losses + resumed.step_losses == pytest.approx(full.step_losses, abs=1e-6)
