@@ -73,3 +73,14 @@ def test_train_memory_cli_reports_both_checkpointing_modes(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["grad_checkpointing"] for r in rows] == [None, True]
     assert rows[1]["activations"] < rows[0]["activations"] and rows[0]["input_shape"] == [1, 3, 4, 64, 64]
+
+
+def test_cpu_bf16_autocast_runs_h_uniformer_and_fp16_is_warned():
+    """bf16 on CPU runs under autocast (H-UniFormer's fp32 token scores used to crash a weight cast with
+    "mixed dtype"); fp16 on CPU is named as slower than fp32."""
+    from videoformers.tools.bench import benchmark
+
+    r = benchmark("uniformer_xxs", frames=4, size=64, batch=1, device="cpu", dtype="bf16", warmup=0, iters=1)
+    assert r.dtype == "bfloat16"
+    with pytest.warns(UserWarning, match="fp16 on CPU"):
+        benchmark("uniformer_xxs", frames=4, size=64, batch=1, device="cpu", dtype="fp16", warmup=0, iters=1)
