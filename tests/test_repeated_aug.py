@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import torch
-from torch.utils.data import Dataset
 
 from videoformers.data import DataConfig, build_dataset
 from videoformers.data.synthetic import generate_dataset
@@ -17,6 +16,7 @@ from videoformers.engine.distributed import spawn_local
 from videoformers.engine.trainer import Trainer
 
 sys.path.insert(0, os.path.dirname(__file__))
+from fixtures.torchrun_train import Fixed  # noqa: E402
 from test_engine_train import ClipSet, TinyNet, _cfg  # noqa: E402
 
 
@@ -122,21 +122,16 @@ def test_exact_resume_with_two_copies(tmp_path):
     assert cut.step_losses + resumed.step_losses == pytest.approx(full.step_losses, abs=1e-6)
 
 
-class _Fixed(Dataset):
+class _Fixed(Fixed):
     """Deterministic two-copy items (no augmentation noise), so 2 processes x batch b equal 1 x 2b."""
 
-    def __init__(self, n: int = 32) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.y = torch.randint(0, 3, (n,), generator=g)
-        self.x = torch.randn(n, 3, 4, 8, 8, generator=g) + self.y.view(-1, 1, 1, 1, 1).float()
-        self.classes, self.num_classes = ["a", "b", "c"], 3
-
-    def __len__(self):
-        return len(self.y)
+    def __init__(self) -> None:
+        super().__init__(32)
 
     def __getitem__(self, i):
-        return {"video": torch.stack([self.x[i], self.x[i].flip(-1)]), "label": int(self.y[i]), "index": i,
-                "num_skipped": 0}
+        item = super().__getitem__(i)
+        item["video"] = torch.stack([item["video"], item["video"].flip(-1)])
+        return item
 
 
 def _ra_train(out, batch):

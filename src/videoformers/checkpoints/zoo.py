@@ -97,8 +97,8 @@ class Pretrained:
     @property
     def file_name(self) -> str:
         """The file's name (what ``VIDEOFORMERS_MIRROR`` serves and the cache stores)."""
-        return self.filename if self.hf_repo is not None else Path(self.url.split("?")[0]).name \
-            if "drive.usercontent.google.com" not in self.url else (self.filename or self.tag + ".pth")
+        # A Hub file and a URL without a file name in it (Google Drive's ``download?id=``) name it themselves.
+        return self.filename or Path(self.url.split("?")[0]).name
 
     @property
     def urls(self) -> tuple[str, ...]:

@@ -155,7 +155,7 @@ def evaluate(
     info = dist_info or DistInfo()
     was_training = model.training
     model.eval()
-    stats = _skip_stats(loader.dataset, reset=True)  # counted from here: this pass's broken files
+    _skip_stats(loader.dataset, reset=True)  # counted from here: this pass's broken files
     scores, labels, indices = [], [], []
     skipped, corrupt, views = 0, 0, 1
     t0 = time.perf_counter()
