@@ -67,6 +67,10 @@ class ModelCard:
     extra_flops: tuple[tuple[tuple[int, ...], float], ...] = ()
     # Whether paper_params_m excludes the classifier (DualFormer reports backbone-only params).
     params_exclude_head: bool = False
+    # What the model's forward returns: "classification" (logits (B, num_classes), the model contract of
+    # videoformers.models.contract), "segmentation" (per-pixel logits (B, K, H, W)), "pose" (heatmaps
+    # (B, K, H/4, W/4)). The engine's task (videoformers.engine.tasks) must match it.
+    task: str = "classification"
 
     @property
     def is_video(self) -> bool:
@@ -181,14 +185,17 @@ def _ensure_models_imported() -> None:
     import videoformers.models  # noqa: F401
 
 
-def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
-    """Registered model names, sorted; ``pattern`` is a shell-style wildcard (``"uniformer_*"``)."""
+def list_models(pattern: str | None = None, family: str | None = None, task: str | None = None) -> list[str]:
+    """Registered model names, sorted; ``pattern`` is a shell-style wildcard (``"uniformer_*"``), ``task``
+    one of the cards' tasks (``"classification"``, ``"segmentation"``, ``"pose"``)."""
     _ensure_models_imported()
     names = sorted(_REGISTRY)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     if family:
         names = [n for n in names if _REGISTRY[n].card.family == family]
+    if task:
+        names = [n for n in names if _REGISTRY[n].card.task == task]
     return names
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-__all__ = ["DataConfig", "DATASET_FORMATS", "SAMPLINGS"]
+__all__ = ["DataConfig", "SegConfig", "PoseConfig", "DATASET_FORMATS", "DENSE_DATASETS", "SAMPLINGS"]
 
-DATASET_FORMATS = ("list", "csv", "ssv2", "ucf101", "hmdb51", "rawframes", "shards")
+# Image datasets of the dense tasks (UniFormer TPAMI Sec. 6.4-6.5): an ADE20K-layout folder, COCO keypoints.
+DENSE_DATASETS = ("ade20k", "coco_keypoints")
+DATASET_FORMATS = ("list", "csv", "ssv2", "ucf101", "hmdb51", "rawframes", "shards") + DENSE_DATASETS
 SAMPLINGS = ("dense", "uniform", "sparse")
 
 
@@ -125,3 +127,58 @@ class DataConfig:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+
+@dataclass
+class SegConfig:
+    """Semantic segmentation settings (``data.dataset=ade20k``; the ``seg`` section of a recipe).
+
+    Defaults are the mmseg ADE20K pipeline the UniFormer authors trained with (TPAMI Sec. 6.4):
+    resize to ``img_scale`` with a random ratio in ``ratio_range``, random ``crop_size`` crop keeping
+    at most ``cat_max_ratio`` of one class, flip, photometric distortion; test at ``img_scale``.
+    """
+
+    reduce_zero_label: bool = True          # ADE20K: label 0 ("other") -> ignore, classes 1..150 -> 0..149
+    ignore_index: int = 255
+    img_scale: tuple[int, int] = (2048, 512)  # (long side max, short side) as mmseg's Resize
+    ratio_range: tuple[float, float] = (0.5, 2.0)
+    crop_size: tuple[int, int] = (512, 512)  # (H, W)
+    cat_max_ratio: float = 0.75
+    photometric: bool = True
+    test_mode: str = "whole"                 # "whole" | "slide"
+    slide_stride: tuple[int, int] = (341, 341)
+    test_scales: tuple[float, ...] = (1.0,)  # multi-scale test ratios of img_scale (e.g. 0.5 ... 1.75)
+    test_flip: bool = False
+    aux_weight: float = 0.4                  # UperNet's auxiliary FCN head loss weight
+    # Test resize rounds each side up to a multiple (the authors' AlignResize for Semantic FPN: 32); None: keep ratio only
+    size_divisor: int | None = None
+    slide_crop: tuple[int, int] | None = None  # sliding-window crop (H, W); None: crop_size
+    classes_file: str | None = None          # class names, one a line (relative to data.root); default root/classes.txt
+
+    def __post_init__(self) -> None:
+        for name, v in vars(self).items():
+            if isinstance(v, list):
+                setattr(self, name, tuple(v))
+
+
+@dataclass
+class PoseConfig:
+    """Top-down pose estimation settings (``data.dataset=coco_keypoints``; the ``pose`` section).
+
+    Defaults are the mmpose COCO top-down pipeline of the UniFormer authors (TPAMI Sec. 6.5): ground-truth
+    person boxes, affine crop to ``input_size``, Gaussian target heatmaps at 1/4 resolution, flip test.
+    """
+
+    train_ann: str | None = None             # COCO person_keypoints json (relative to data.root)
+    val_ann: str | None = None
+    train_images: str = "train2017"          # image folder (relative to data.root)
+    val_images: str = "val2017"
+    input_size: tuple[int, int] = (192, 256)  # (W, H)
+    heatmap_size: tuple[int, int] = (48, 64)  # (W, H)
+    sigma: float = 2.0
+    flip_test: bool = True
+
+    def __post_init__(self) -> None:
+        for name, v in vars(self).items():
+            if isinstance(v, list):
+                setattr(self, name, tuple(v))

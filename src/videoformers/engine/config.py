@@ -1,12 +1,14 @@
 """Typed run configuration: YAML files and recipes mapped onto dataclasses, plus dotted overrides.
 
-A run is described by five sections, each a dataclass::
+A run is described by these sections, each a dataclass::
 
     model:  ModelConfig    which registered model, its common knobs and architecture overrides
     data:   DataConfig     (owned by :mod:`videoformers.data.config`) lists, sampling, augmentation
     optim:  OptimConfig    optimiser, learning rates, schedule, weight decay rules
     train:  TrainConfig    epochs, batch, precision, distribution, regularisers, checkpoints, logs
     eval:   EvalConfig     checkpoint to test, split, multi-view averaging
+    seg:    SegConfig      semantic segmentation pipeline (data.dataset=ade20k)
+    pose:   PoseConfig     top-down pose pipeline (data.dataset=coco_keypoints)
 
 ``load_config("demo", ["data.num_frames=8", "optim.lr=1e-3"])`` reads a shipped recipe (or a YAML
 path), follows its ``_base_`` chain, applies the overrides and returns a :class:`Config`.
@@ -28,7 +30,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from videoformers.data.config import DataConfig
+from videoformers.data.config import DataConfig, PoseConfig, SegConfig
 
 __all__ = [
     "Config",
@@ -159,9 +161,11 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    seg: SegConfig = field(default_factory=SegConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
 
 
-_SECTIONS = ("model", "data", "optim", "train", "eval")
+_SECTIONS = ("model", "data", "optim", "train", "eval", "seg", "pose")
 # Bare keys accepted on the command line for convenience.
 _ALIASES = {"checkpoint": "eval.checkpoint", "output_dir": "train.output_dir", "resume": "train.resume"}
 

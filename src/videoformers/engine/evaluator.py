@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from .distributed import DistInfo, all_gather_objects, all_reduce_sum
 from .losses import main_logits
+from .state import skip_stats
 from .metrics import classification_metrics, plot_confusion_matrix, write_metrics, write_predictions
 
 __all__ = ["EvalResult", "predict_views", "average_views", "multi_head_metrics", "evaluate", "write_eval_outputs",
@@ -130,16 +131,6 @@ def view_probabilities(logits: torch.Tensor, how: str = "logits") -> torch.Tenso
     return scores.softmax(-1) if how == "logits" else scores
 
 
-def _skip_stats(dataset, reset: bool = False) -> dict | None:
-    """``dataset.skip_stats()`` (distinct broken files, across DataLoader workers) where the dataset, or
-    the one it wraps, keeps them; else ``None``."""
-    for ds in (dataset, getattr(dataset, "dataset", None)):
-        fn = getattr(type(ds), "skip_stats", None) if ds is not None else None
-        if fn is not None:
-            return ds.skip_stats(reset=reset)
-    return None
-
-
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -155,7 +146,7 @@ def evaluate(
     info = dist_info or DistInfo()
     was_training = model.training
     model.eval()
-    _skip_stats(loader.dataset, reset=True)  # counted from here: this pass's broken files
+    skip_stats(loader.dataset, reset=True)  # counted from here: this pass's broken files
     scores, labels, indices = [], [], []
     skipped, corrupt, views = 0, 0, 1
     t0 = time.perf_counter()
@@ -195,7 +186,7 @@ def evaluate(
     )
     parts = all_gather_objects(local, info)
     skipped, corrupt = (int(v) for v in all_reduce_sum([skipped, corrupt], info))
-    stats = _skip_stats(loader.dataset, reset=True)
+    stats = skip_stats(loader.dataset, reset=True)
     if stats is not None:  # distinct broken files (a file replaced in several views or retries counts once)
         files = set().union(*all_gather_objects(set(stats["files"]), info))
         skipped = len(files)

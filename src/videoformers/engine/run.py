@@ -8,7 +8,6 @@ import torch
 
 from .config import Config
 from .distributed import EvalSampler, cleanup_distributed, init_distributed
-from .evaluator import evaluate, write_eval_outputs
 from .state import SeededDataset
 from .trainer import Trainer, build_model, dataset_paths, fill_data_defaults
 
@@ -49,7 +48,8 @@ def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
     ``uniformer_small.k400_16x8``) on ``cfg.eval.split``; writes
     ``metrics.json``, ``predictions.csv`` and ``confusion_matrix.png`` into :func:`eval_output_dir`."""
     from videoformers.checkpoints import load_checkpoint, read_checkpoint
-    from videoformers.data import build_dataset
+
+    from .tasks import ClassificationTask, task_for
 
     if not cfg.eval.checkpoint:
         raise ValueError("evaluation needs a checkpoint: videoformers eval CONFIG checkpoint=PATH")
@@ -61,7 +61,10 @@ def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
     info = init_distributed(cfg.train.device)
     try:
         cfg = fill_data_defaults(cfg)
-        ds = build_dataset(cfg.data, cfg.eval.split)
+        task = task_for(cfg)
+        ds = task.build_datasets(cfg, (cfg.eval.split,))[cfg.eval.split]
+        if ds is None:
+            raise ValueError(f"no {cfg.eval.split} split is configured for data.dataset={cfg.data.dataset!r}")
         used_ema = False
         release = _release_name(cfg.eval.checkpoint)
         if release is not None:  # released weights by name (``checkpoint=uniformer_small.k400_16x8``)
@@ -76,7 +79,7 @@ def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
             ours = isinstance(obj, dict) and "model" in obj and "num_classes" in obj
             classes = list(getattr(ds, "classes", None) or (obj.get("classes") if ours else None) or [])
             num_classes = int(cfg.model.num_classes or (obj["num_classes"] if ours else 0)
-                              or getattr(ds, "num_classes", 0) or len(classes))
+                              or task.num_classes(cfg, ds) or len(classes))
             model = build_model(cfg, num_classes)
             weights = obj
             if ours and cfg.eval.use_ema and obj.get("ema"):
@@ -84,21 +87,29 @@ def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
             load_checkpoint(model, weights, strict=True)
         model.to(info.device).eval()
         eb = cfg.eval.batch_size or cfg.train.batch_size
+        if isinstance(ds, torch.utils.data.IterableDataset):  # shards: each rank reads its own share, once
+            ds.seed = cfg.train.seed + 1
+            if callable(getattr(ds, "set_distributed", None)):
+                ds.set_distributed(info.rank, info.world_size)
+            data, sampler = ds, None
+        else:
+            data, sampler = SeededDataset(ds, cfg.train.seed + 1), EvalSampler(len(ds), info.world_size, info.rank)
         loader = torch.utils.data.DataLoader(
-            SeededDataset(ds, cfg.train.seed + 1), batch_size=eb,
-            sampler=EvalSampler(len(ds), info.world_size, info.rank),
+            data, batch_size=eb, sampler=sampler, collate_fn=task.collate_fn(cfg.eval.split),
             num_workers=int(cfg.data.num_workers or 0), pin_memory=info.device.type == "cuda",
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
-        res = evaluate(model, loader, info.device, info, cfg.train.amp, cfg.eval.view_average,
-                       cfg.eval.max_batches, progress=cfg.train.progress, desc=f"eval {cfg.eval.split}")
-        metrics = res.metrics(num_classes, classes or None)
+        if isinstance(task, ClassificationTask):
+            task.bind(num_classes, classes or None)
+        res, metrics = task.evaluate(model, loader, info.device, info, cfg, progress=cfg.train.progress,
+                                     desc=f"eval {cfg.eval.split}")
         payload = {k: v for k, v in metrics.items()}
         if info.is_main and write:
-            payload = write_eval_outputs(eval_output_dir(cfg), res, metrics, classes or None, dataset_paths(ds),
-                                         extra={"checkpoint": str(cfg.eval.checkpoint), "ema": used_ema,
-                                                "split": cfg.eval.split, "model": cfg.model.name,
-                                                "view_average": cfg.eval.view_average})
+            extra = {"checkpoint": str(cfg.eval.checkpoint), "ema": used_ema, "split": cfg.eval.split,
+                     "model": cfg.model.name}
+            if isinstance(task, ClassificationTask):
+                extra["view_average"] = cfg.eval.view_average
+            payload = task.write_outputs(eval_output_dir(cfg), res, metrics, classes or None, dataset_paths(ds), extra)
         return payload
     finally:
         cleanup_distributed(info)

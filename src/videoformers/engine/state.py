@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset, get_worker_info
 
-__all__ = ["get_rng_state", "set_rng_state", "seed_everything", "SeededDataset", "ModelEma"]
+__all__ = ["get_rng_state", "set_rng_state", "seed_everything", "SeededDataset", "ModelEma", "skip_stats"]
 
 
 def seed_everything(seed: int) -> None:
@@ -126,3 +126,13 @@ class ModelEma:
         from videoformers.checkpoints.loading import in_model_layout
 
         self.module.load_state_dict(in_model_layout(self.module, sd))
+
+
+def skip_stats(dataset, reset: bool = False) -> dict | None:
+    """``dataset.skip_stats()`` (distinct broken files, across DataLoader workers) where the dataset, or
+    the one it wraps (:class:`SeededDataset`), keeps them; else ``None``."""
+    for ds in (dataset, getattr(dataset, "dataset", None)):
+        fn = getattr(type(ds), "skip_stats", None) if ds is not None else None
+        if fn is not None:
+            return ds.skip_stats(reset=reset)
+    return None

@@ -56,11 +56,11 @@ from .distributed import (
     ignore_stop_signals,
     init_distributed,
 )
-from .evaluator import EvalResult, autocast_context, evaluate, write_eval_outputs
-from .losses import compute_loss, main_logits
+from .evaluator import EvalResult, autocast_context
 from .metrics import plot_curves, read_jsonl
 from .optim import WarmupCosineSchedule, build_optimizer, effective_lr
-from .state import ModelEma, SeededDataset, get_rng_state, seed_everything, set_rng_state
+from .state import ModelEma, SeededDataset, get_rng_state, seed_everything, set_rng_state, skip_stats
+from .tasks import ClassificationTask, Task, task_for
 
 __all__ = ["Trainer", "BrokenDataError", "build_datasets", "build_model", "fill_data_defaults", "dataset_paths"]
 
@@ -241,6 +241,7 @@ class Trainer:
         val_dataset: Dataset | None = None,
         classes: Sequence[str] | None = None,
         log: Callable[[str], None] | None = None,
+        task: Task | None = None,
     ) -> None:
         from .config import check_ranges
 
@@ -260,9 +261,12 @@ class Trainer:
         if t.fsdp and t.ema_decay:
             raise ValueError("train.ema_decay is not supported together with train.fsdp")
 
+        # What is learnt (classification, segmentation, pose): datasets, batches, loss, metrics.
+        self.task = task if task is not None else task_for(self.cfg)
+
         # ---- data
         if train_dataset is None:
-            ds = build_datasets(self.cfg, ("train", "val"))
+            ds = self.task.build_datasets(self.cfg, ("train", "val"))
             train_dataset, val_dataset = ds["train"], ds["val"] if val_dataset is None else val_dataset
         if train_dataset is None or len(train_dataset) == 0:  # type: ignore[arg-type]
             raise ValueError("the training set is empty; set data.train_list (and data.root)")
@@ -276,13 +280,13 @@ class Trainer:
         self.train_dataset = train_dataset if self._iterable else SeededDataset(train_dataset, t.seed)
         self.val_dataset = (val_dataset if val_dataset is None or isinstance(val_dataset, IterableDataset)
                             else SeededDataset(val_dataset, t.seed + 1))
-        self.classes = list(classes or getattr(train_dataset, "classes", None) or [])
-        self.num_classes = int(self.cfg.model.num_classes or getattr(train_dataset, "num_classes", 0)
-                               or len(self.classes))
+        self.num_classes = int(self.cfg.model.num_classes or (len(classes) if classes else 0)
+                               or self.task.num_classes(self.cfg, train_dataset))
         if self.num_classes <= 0:
             raise ValueError("cannot tell the number of classes: set model.num_classes or data.labels_file")
-        if not self.classes:
-            self.classes = [str(i) for i in range(self.num_classes)]
+        self.classes = list(classes or self.task.class_names(train_dataset, self.num_classes))
+        if isinstance(self.task, ClassificationTask):
+            self.task.bind(self.num_classes, self.classes)
         for ds in (train_dataset, val_dataset):  # a label the model has no output for: now, not mid-epoch
             if ds is not None and callable(getattr(type(ds), "check_labels", None)):
                 ds.check_labels(self.num_classes)
@@ -329,12 +333,13 @@ class Trainer:
         # ---- loaders
         if self._iterable:  # len() is already this rank's samples per epoch
             self.train_sampler = None
-            self.train_loader = self._loader(self.train_dataset, None, t.batch_size, drop_last=True)
+            self.train_loader = self._loader(self.train_dataset, None, t.batch_size, drop_last=True, split="train")
             n_batches = len(self.train_dataset) // t.batch_size
         else:
             self.train_sampler = TrainSampler(len(self.train_dataset), self.dist.world_size, self.dist.rank, True,
                                               t.seed)
-            self.train_loader = self._loader(self.train_dataset, self.train_sampler, t.batch_size, drop_last=True)
+            self.train_loader = self._loader(self.train_dataset, self.train_sampler, t.batch_size, drop_last=True,
+                                             split="train")
             n_batches = len(self.train_sampler) // t.batch_size
         if t.max_train_batches:
             n_batches = min(n_batches, t.max_train_batches)
@@ -352,7 +357,7 @@ class Trainer:
             eb = self.cfg.eval.batch_size or t.batch_size
             sampler = (None if isinstance(self.val_dataset, IterableDataset)
                        else EvalSampler(len(self.val_dataset), self.dist.world_size, self.dist.rank))
-            self.val_loader = self._loader(self.val_dataset, sampler, eb, drop_last=False)
+            self.val_loader = self._loader(self.val_dataset, sampler, eb, drop_last=False, split="val")
 
         # ---- optimisation
         self.total_batch = t.batch_size * self.dist.world_size * t.accum_steps
@@ -424,10 +429,11 @@ class Trainer:
         if self.dist.is_main:
             self._print(msg)
 
-    def _loader(self, ds: Dataset, sampler, batch_size: int, drop_last: bool) -> DataLoader:
+    def _loader(self, ds: Dataset, sampler, batch_size: int, drop_last: bool, split: str = "train") -> DataLoader:
         nw = int(getattr(self.cfg.data, "num_workers", 0) or 0)
         return DataLoader(
             ds, batch_size=batch_size, sampler=sampler, num_workers=nw, drop_last=drop_last,
+            collate_fn=self.task.collate_fn(split),
             pin_memory=self.device.type == "cuda", persistent_workers=False,
             # A private generator: creating an iterator must not consume the global RNG (exact resume).
             generator=torch.Generator().manual_seed(self.cfg.train.seed),
@@ -675,15 +681,7 @@ class Trainer:
         it = iter(self.train_loader)
         for i in range(start, self.micro_per_epoch):
             batch = next(it)
-            x = batch["video"].to(self.device, non_blocking=True)
-            y = batch["label"]
-            videos = x.shape[0]
-            if x.ndim == 6:  # repeated augmentation (data.num_samples): (B, N, C, T, H, W) -> B x N clips
-                n = x.shape[1]
-                x = x.flatten(0, 1)
-                y = ({k: torch.as_tensor(v).repeat_interleave(n) for k, v in y.items()} if isinstance(y, dict)
-                     else torch.as_tensor(y).repeat_interleave(n))
-            y = {k: v.to(self.device) for k, v in y.items()} if isinstance(y, dict) else y.to(self.device)
+            x, y, videos = self.task.prepare_batch(batch, self.device)
             if "num_skipped" in batch:
                 self.samples_skipped += int(torch.as_tensor(batch["num_skipped"]).sum())
             if "num_corrupt" in batch:
@@ -698,15 +696,11 @@ class Trainer:
                 sync = self.model.no_sync()
             with sync:
                 with autocast_context(self.device, t.amp):
-                    out = self.forward_model(x)
-                loss = compute_loss(out, target, 0.0 if self.mixup is not None else t.label_smoothing,
-                                    t.output_weights)
+                    loss, out = self._forward_loss(x, target)
                 self.scaler.scale(loss / accum).backward()
             step_loss += float(loss.detach()) / accum
-            logits = main_logits(out)
-            if logits is not None and not isinstance(y, dict):
-                correct += int((logits.detach().argmax(1) == y).sum())
-                counted += y.numel()
+            c, n = self.task.train_correct(out, y)
+            correct, counted = correct + c, counted + n
             clips += x.shape[0]
             self.micro = i + 1
             if bar is not None:
@@ -769,9 +763,7 @@ class Trainer:
         if bar is not None:
             bar.close()
         self._check_broken(final=True)
-        from .evaluator import _skip_stats
-
-        stats = _skip_stats(self.train_dataset, reset=True)
+        stats = skip_stats(self.train_dataset, reset=True)
         bad_files = sorted(set().union(*all_gather_objects(set(stats["files"]), self.dist))) if stats else []
         loss_sum, loss_n = all_reduce_sum([loss_sum, loss_n], self.dist)  # the epoch's mean over all processes
         self.epoch_train = {"loss": loss_sum / max(loss_n, 1), "clips_per_s": clips * self.dist.world_size /
@@ -783,6 +775,11 @@ class Trainer:
         self.files_skipped.update(bad_files)
         return self.micro == self.micro_per_epoch
 
+    def _forward_loss(self, x: torch.Tensor, target):
+        if self.mixup is not None:  # soft targets: no label smoothing on top (the mixup targets carry it)
+            return self.task.forward_loss(self.forward_model, x, target, self.cfg, mixed=True)
+        return self.task.forward_loss(self.forward_model, x, target, self.cfg)
+
     def eval_model(self) -> nn.Module:
         if self.ema is not None:
             return self.ema.module
@@ -792,10 +789,8 @@ class Trainer:
         if self.val_loader is None:
             return None
         self.val_dataset.epoch = 0  # type: ignore[union-attr]
-        res = evaluate(self.eval_model(), self.val_loader, self.device, self.dist, self.cfg.train.amp,
-                       self.cfg.eval.view_average, self.cfg.eval.max_batches,
-                       progress=self.cfg.train.progress if progress is None else progress, desc="validate")
-        return res, res.metrics(self.num_classes, self.classes)
+        return self.task.evaluate(self.eval_model(), self.val_loader, self.device, self.dist, self.cfg,
+                                  progress=self.cfg.train.progress if progress is None else progress, desc="validate")
 
     def fit(self) -> dict:
         """Train to ``train.epochs`` (or until stopped), validating and checkpointing; returns a summary."""
@@ -823,12 +818,12 @@ class Trainer:
                 improved = False
                 if is_eval_epoch:
                     _, m = self.validate()
-                    self._record({"type": "val", "epoch": epoch + 1, "step": self.global_step, "top1": m["top1"],
-                                  "top5": m["top5"], "mean_class_acc": m["mean_class_acc"], "loss": m["loss"],
-                                  "time": time.time()})
-                    if m["top1"] > self.best_top1:
-                        self.best_top1, self.best_epoch, improved = m["top1"], epoch + 1, True
-                    msg += f"  val top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  (best {self.best_top1:.2f})"
+                    self._record({"type": "val", "epoch": epoch + 1, "step": self.global_step,
+                                  **{k: m.get(k) for k in self.task.logged_metrics}, "time": time.time()})
+                    score = float(m[self.task.primary_metric])
+                    if score > self.best_top1:
+                        self.best_top1, self.best_epoch, improved = score, epoch + 1, True
+                    msg += f"  val {self.task.describe(m)}  (best {self.best_top1:.2f})"
                 self.epoch, self.micro = epoch + 1, 0
                 state = self.training_state()
                 self.save("checkpoint_last.pth", state)
@@ -870,16 +865,18 @@ class Trainer:
         res, m = self.validate()
         payload = {}
         if self.is_main:
-            payload = write_eval_outputs(self.out_dir, res, m, self.classes, dataset_paths(self.val_dataset),
-                                         extra={"checkpoint": source, "split": "val", "model": self.cfg.model.name,
+            payload = self.task.write_outputs(self.out_dir, res, m, self.classes, dataset_paths(self.val_dataset),
+                                              extra={"checkpoint": source, "split": "val", "model": self.cfg.model.name,
                                                 "view_average": self.cfg.eval.view_average,
                                                 "train_samples_seen": self.samples_seen,
                                                 "train_samples_skipped": self.samples_skipped,
                                                 "train_files_skipped": sorted(self.files_skipped),
                                                 "train_frames_corrupt": self.frames_corrupt,
                                                 "corrupt_frames_policy": getattr(self.cfg.data, "corrupt_frames", None)})
-            self.log(f"final evaluation ({source}): top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  "
-                     f"mean class acc {m['mean_class_acc']:.2f}  over {m['num_samples']} videos x {m['num_views']} views")
+            views = f" x {m['num_views']} views" if "num_views" in m else ""
+            mca = f"  mean class acc {m['mean_class_acc']:.2f}" if m.get("mean_class_acc") is not None else ""
+            self.log(f"final evaluation ({source}): {self.task.describe(m)}{mca}  over {m['num_samples']} "
+                     f"{self.task.sample_unit}{views}")
         return payload
 
     def close(self) -> None:
