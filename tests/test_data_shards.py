@@ -265,3 +265,4 @@ def test_trainer_killed_mid_epoch_resumes_from_shards_exactly(prepared, tmp_path
     resumed = fit("cut", "train.resume=auto")
     assert len(cut.step_losses) == full.steps_per_epoch + 1
     assert cut.step_losses + resumed.step_losses == pytest.approx(full.step_losses, abs=1e-6)
+

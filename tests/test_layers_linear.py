@@ -15,6 +15,39 @@ from videoformers.ops import Linear, linear, onednn_linear_enabled
 needs_onednn = pytest.mark.skipif(not onednn_linear_enabled(), reason="this torch build has no oneDNN linear")
 
 
+@pytest.fixture(autouse=True)
+def _force_onednn(monkeypatch):
+    """These tests check the oneDNN path itself, whatever the per-CPU measurement would pick here."""
+    from videoformers.ops import onednn
+
+    monkeypatch.setattr(onednn, "_FORCED", True)
+
+
+@needs_onednn
+@pytest.mark.parametrize("faster", [True, False])
+def test_auto_mode_keeps_onednn_only_where_it_measured_faster(monkeypatch, faster):
+    from videoformers.ops import onednn
+
+    monkeypatch.setattr(onednn, "_FORCED", False)
+    monkeypatch.setattr(onednn, "_AUTO", None)
+    monkeypatch.setattr(onednn, "_measure", lambda: {"onednn": faster, "speedup": 2.0 if faster else 0.9,
+                                                     "how": "measured"})
+    x, w, b = _data((3, 5))
+    ops = _ops(lambda: linear(x, w, b))
+    assert ("mkldnn::_linear_pointwise" in ops) == faster
+    assert onednn.linear_backend()["onednn"] == faster
+    torch.testing.assert_close(linear(x, w, b), F.linear(x, w, b), rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+def test_auto_measurement_is_a_real_timing(monkeypatch):
+    from videoformers.ops import onednn
+
+    r = onednn._measure()
+    assert r["how"] == "measured" and r["speedup"] > 0 and r["gflops_mkl"] > 0 and r["gflops_onednn"] > 0
+    assert r["onednn"] == (r["speedup"] >= 1.05)
+
+
 def _ops(fn) -> set[str]:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         fn()

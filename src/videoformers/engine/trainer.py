@@ -679,8 +679,13 @@ class Trainer:
         loss_sum, loss_n, correct, counted = acc[0], int(acc[1]), int(acc[2]), int(acc[3])
         step_loss = 0.0
         it = iter(self.train_loader)
+        # Time spent blocked on the loader: the fraction of the epoch the model waited for data (decoding
+        # is the usual bottleneck of video training; more data.num_workers or prepared data fix it).
+        data_wait = 0.0
         for i in range(start, self.micro_per_epoch):
+            tw = time.perf_counter()
             batch = next(it)
+            data_wait += time.perf_counter() - tw
             x, y, videos = self.task.prepare_batch(batch, self.device)
             if "num_skipped" in batch:
                 self.samples_skipped += int(torch.as_tensor(batch["num_skipped"]).sum())
@@ -737,14 +742,15 @@ class Trainer:
                     "type": "train", "epoch": epoch + 1, "step": self.global_step, "loss": mean_loss / self.dist.world_size,
                     "loss_avg": loss_sum / max(loss_n, 1), "lr": lr,
                     "train_top1": (100.0 * c / n) if (n and self.mixup is None) else None,
-                    "clips_per_s": rate, "samples_skipped": self.samples_skipped, "time": time.time(),
+                    "clips_per_s": rate, "data_wait": data_wait / max(elapsed, 1e-9),
+                    "samples_skipped": self.samples_skipped, "time": time.time(),
                 }
                 self._record(rec)
                 if self._plain_log:  # no live bar (a log file, SLURM, nohup): a plain line instead
                     remaining = (self.total_steps - self.global_step) * accum * t.batch_size * self.dist.world_size
                     self.log(f"epoch {epoch + 1}/{t.epochs}  step {self.global_step}/{self.total_steps}  "
                              f"loss {rec['loss']:.4f} (avg {rec['loss_avg']:.4f})  lr {lr:.3g}  {rate:.1f} clips/s  "
-                             f"ETA {_fmt_time(remaining / max(rate, 1e-9))}"
+                             f"data wait {100 * rec['data_wait']:.0f}%  ETA {_fmt_time(remaining / max(rate, 1e-9))}"
                              + (f"  skipped {self.samples_skipped}" if self.samples_skipped else ""))
                 self._check_broken()
             step_loss = 0.0
@@ -769,6 +775,7 @@ class Trainer:
         self.epoch_train = {"loss": loss_sum / max(loss_n, 1), "clips_per_s": clips * self.dist.world_size /
                             max(time.perf_counter() - t0, 1e-9), "seconds": time.perf_counter() - t0,
                             "train_top1": (100.0 * correct / counted) if counted and self.mixup is None else None,
+                            "data_wait": data_wait / max(time.perf_counter() - t0, 1e-9),
                             "skipped": int(all_reduce_sum([self.samples_skipped - skipped_before], self.dist)[0]),
                             "bad_files": bad_files,
                             "corrupt": int(all_reduce_sum([self.frames_corrupt - corrupt_before], self.dist)[0])}
@@ -808,7 +815,7 @@ class Trainer:
                 epoch = self.epoch
                 et = self.epoch_train
                 msg = (f"epoch {epoch + 1}/{t.epochs}  loss {et['loss']:.4f}  "
-                       f"{et['clips_per_s']:.1f} clips/s  {et['seconds']:.1f}s"
+                       f"{et['clips_per_s']:.1f} clips/s  {et['seconds']:.1f}s  data wait {100 * et['data_wait']:.0f}%"
                        + (f"  skipped {et['skipped']} broken sample(s)" if et["skipped"] else "")
                        + (f" from {len(et['bad_files'])} file(s): " + ", ".join(Path(f).name for f in et["bad_files"][:3])
                           + (" ..." if len(et["bad_files"]) > 3 else "") if et["bad_files"] else "")
