@@ -78,7 +78,7 @@ __all__ = [
 
 log = logging.getLogger("videoformers.data")
 
-DECODERS = ("auto", "pyav", "opencv", "torchcodec")
+DECODERS = ("auto", "pyav", "opencv", "torchcodec", "decord")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 # What a read does with frames that FFmpeg reports as damaged (see ``DataConfig.corrupt_frames``).
@@ -1108,6 +1108,39 @@ class TorchCodecReader(VideoReader):
         return data.numpy()
 
 
+class DecordReader(VideoReader):
+    """Reader on ``decord.VideoReader`` (``get_batch``: decord seeks to the keyframe before each frame
+    and decodes forward). Offered for comparison (``benchmarks/decoder_compare.py``); see the note at
+    :func:`open_video` for why ``auto`` does not pick it."""
+
+    backend = "decord"
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1, corrupt_frames: str = "skip"):
+        import decord
+
+        self.corrupt_frames = _check_policy(corrupt_frames)  # accepted for one interface; no damage flags here
+        self.path = path = os.fspath(path)
+        _check_file(path)
+        try:
+            self._vr = decord.VideoReader(path, num_threads=max(1, int(threads)))
+        except Exception as e:  # decord raises its own DECORDError
+            raise VideoDecodeError(path, f"decord cannot open it ({_short(e)})") from None
+        n = len(self._vr)
+        if n <= 0:
+            raise VideoDecodeError(path, "video stream has no frames")
+        fps = float(self._vr.get_avg_fps() or 0) or None
+        h, w = self._vr[0].shape[:2]
+        self._vr.seek(0)
+        self.info = VideoInfo(path, n, fps, int(w), int(h), n / fps if fps else None, None, "decord")
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        idx = self._check_indices(indices)
+        try:
+            return self._vr.get_batch(idx.tolist()).asnumpy()
+        except Exception as e:
+            raise VideoDecodeError(self.path, f"decoding failed ({_short(e)})") from None
+
+
 # --------------------------------------------------------------------------------------------------
 # Frame folders
 # --------------------------------------------------------------------------------------------------
@@ -1196,17 +1229,17 @@ _AVAILABLE: dict[str, bool] = {}
 
 def _has(backend: str) -> bool:
     if backend not in _AVAILABLE:
-        mod = {"pyav": "av", "opencv": "cv2", "torchcodec": "torchcodec.decoders"}[backend]
+        mod = {"pyav": "av", "opencv": "cv2", "torchcodec": "torchcodec.decoders", "decord": "decord"}[backend]
         _AVAILABLE[backend] = _importable(mod)
     return _AVAILABLE[backend]
 
 
 def available_decoders() -> list[str]:
     """The backends that import here (``rawframes`` always works)."""
-    return [b for b in ("pyav", "opencv", "torchcodec") if _has(b)]
+    return [b for b in ("pyav", "opencv", "torchcodec", "decord") if _has(b)]
 
 
-_READERS = {"pyav": PyAVReader, "opencv": OpenCVReader, "torchcodec": TorchCodecReader}
+_READERS = {"pyav": PyAVReader, "opencv": OpenCVReader, "torchcodec": TorchCodecReader, "decord": DecordReader}
 
 
 def open_video(path: str | os.PathLike, decoder: str = "auto", threads: int = 1,
@@ -1243,7 +1276,7 @@ def open_video(path: str | os.PathLike, decoder: str = "auto", threads: int = 1,
         if not _has(decoder):
             hint = {"opencv": "pip install opencv-python-headless",
                     "torchcodec": "pip install torchcodec (CPU-only torch: torchcodec==0.13.0 + system FFmpeg)",
-                    "pyav": "pip install av"}[decoder]
+                    "pyav": "pip install av", "decord": "pip install decord"}[decoder]
             raise ImportError(f"decoder {decoder!r} is not available here ({hint})")
         return _READERS[decoder](path, threads=threads, corrupt_frames=corrupt_frames)
     if not _has("pyav"):
