@@ -28,3 +28,5 @@ for m in $MODELS; do
       | tee -a "$OUT/summary.txt"
   fi
 done
+# Issue 19: GPU (NVDEC via torchcodec) vs CPU decoding of training clips; exits 0 with a note without torchcodec.
+python benchmarks/gpu_decode.py --out "$OUT/gpu_decode.json" 2>&1 | tee -a "$OUT/summary.txt"

@@ -288,3 +288,26 @@ def test_rawframe_folder(tmp_path):
     empty.mkdir()
     with pytest.raises(VideoDecodeError, match="no image files"):
         probe(str(empty))
+
+
+def test_gpu_decoding_is_refused_clearly_without_a_gpu(data_videos):
+    from videoformers.data import DataConfig
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: tests/test_data_decoding.py::test_gpu_decoding_matches_cpu covers it")
+    with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+        open_video(data_videos["h264_gop10"], decoder="torchcodec-cuda")
+    with pytest.raises(ValueError, match="num_workers=0"):
+        DataConfig(decoder="torchcodec-cuda", num_workers=2)
+    DataConfig(decoder="torchcodec-cuda", num_workers=0)  # accepted: the GPU is checked when a file is opened
+
+
+@pytest.mark.gpu
+def test_gpu_decoding_matches_cpu(data_videos):
+    if "torchcodec" not in available_decoders():
+        pytest.skip("torchcodec is not installed")
+    path = data_videos["h264_gop10"]
+    idx = [70, 3, 50, 51, 3]
+    gpu = read_frames(path, idx, decoder="torchcodec-cuda").numpy().astype(int)
+    assert [decode_index(f) for f in read_frames(path, idx, decoder="torchcodec-cuda")] == idx
+    assert np.abs(gpu - read_frames(path, idx).numpy().astype(int)).max() <= 8  # NVDEC's YUV->RGB differs slightly

@@ -51,7 +51,7 @@ class DataConfig:
     test_num_crops: int = 1            # 1 (centre) or 3 (three-crop)
     short_video: str = "loop"          # "loop" | "repeat_last"
     num_workers: int = 2
-    decoder: str = "auto"              # "auto" | "pyav" | "opencv" | "torchcodec"
+    decoder: str = "auto"              # "auto" (PyAV) | "pyav" | "opencv" | "torchcodec" | "torchcodec-cuda" | "decord"
     corrupt_frames: str = "skip"       # frames FFmpeg flags as damaged: "skip" (nearest clean frame) | "keep" | "error"
     max_broken_fraction: float = 0.1   # a run stops when more than this fraction of samples are broken
     decode_timeout: float = 60.0       # s per sample; >0 decodes in a child process (a hang or native crash
@@ -84,6 +84,9 @@ class DataConfig:
             raise bad("short_video", "expected 'loop' or 'repeat_last'")
         if self.decoder not in DECODERS:
             raise bad("decoder", f"expected one of {DECODERS}")
+        if self.decoder == "torchcodec-cuda" and self.num_workers > 0:
+            raise bad("decoder", "GPU decoding runs in the main process (forked DataLoader workers cannot use "
+                                 "CUDA): set data.num_workers=0, or decode on the CPU")
         if self.corrupt_frames not in CORRUPT_POLICIES:
             raise bad("corrupt_frames", f"expected one of {CORRUPT_POLICIES}")
         for name in ("num_frames", "frame_interval", "img_size", "test_scale", "test_num_clips"):
@@ -177,8 +180,26 @@ class PoseConfig:
     heatmap_size: tuple[int, int] = (48, 64)  # (W, H)
     sigma: float = 2.0
     flip_test: bool = True
+    # Training augmentation (mmpose TopDownRandomFlip / TopDownHalfBodyTransform /
+    # TopDownGetRandomScaleRotation as the authors' configs set them; 0 turns one off)
+    flip_prob: float = 0.5
+    half_body_prob: float = 0.3
+    scale_factor: float = 0.5                # scale ~ N(1, f) clipped to [1 - f, 1 + f]
+    rot_factor: float = 40.0                 # degrees ~ N(0, r) clipped to +-2r, applied with rot_prob
+    rot_prob: float = 0.6
+    padding: float = 1.25                    # box -> crop context
 
     def __post_init__(self) -> None:
         for name, v in vars(self).items():
             if isinstance(v, list):
                 setattr(self, name, tuple(v))
+        for name in ("input_size", "heatmap_size"):
+            v = getattr(self, name)
+            if len(v) != 2 or min(v) <= 0:
+                raise ValueError(f"pose.{name} must be two positive sizes (W, H), got {v}")
+        for name in ("flip_prob", "half_body_prob", "rot_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"pose.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.sigma <= 0 or self.padding <= 0 or not 0 <= self.scale_factor < 1:
+            raise ValueError(f"pose.sigma and pose.padding must be > 0 and pose.scale_factor in [0, 1), got "
+                             f"{self.sigma}, {self.padding}, {self.scale_factor}")

@@ -78,7 +78,7 @@ __all__ = [
 
 log = logging.getLogger("videoformers.data")
 
-DECODERS = ("auto", "pyav", "opencv", "torchcodec", "decord")
+DECODERS = ("auto", "pyav", "opencv", "torchcodec", "torchcodec-cuda", "decord")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 # What a read does with frames that FFmpeg reports as damaged (see ``DataConfig.corrupt_frames``).
@@ -1072,19 +1072,26 @@ class OpenCVReader(VideoReader):
 
 
 class TorchCodecReader(VideoReader):
-    """Reader on ``torchcodec.decoders.VideoDecoder`` (exact seek mode)."""
+    """Reader on ``torchcodec.decoders.VideoDecoder`` (exact seek mode).
+
+    ``device="cuda"`` (``decoder="torchcodec-cuda"``) decodes on the GPU's NVDEC engine; frames come back
+    to host memory for the CPU transforms, so it offloads decoding, not the copy. Offered as an option,
+    not a default: it needs the CUDA build of torchcodec and a GPU, a CUDA context per decoding process
+    (``data.num_workers=0``: forked DataLoader workers cannot use CUDA), and whether it beats the CPU for
+    short clips is to be measured on the machine (``benchmarks/gpu_decode.py``, run by
+    ``benchmarks/gpu_suite.sh``)."""
 
     backend = "torchcodec"
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1, corrupt_frames: str = "skip"):
+    def __init__(self, path: str | os.PathLike, threads: int = 1, corrupt_frames: str = "skip", device: str = "cpu"):
         from torchcodec.decoders import VideoDecoder
 
         self.corrupt_frames = _check_policy(corrupt_frames)  # accepted for one interface; no damage flags here
         self.path = path = os.fspath(path)
         _check_file(path)
+        kw = {"num_ffmpeg_threads": max(1, int(threads))} if device == "cpu" else {}
         try:
-            self._dec = VideoDecoder(path, seek_mode="exact", num_ffmpeg_threads=max(1, int(threads)),
-                                     dimension_order="NHWC")
+            self._dec = VideoDecoder(path, seek_mode="exact", dimension_order="NHWC", device=device, **kw)
         except Exception as e:  # torchcodec raises plain RuntimeError/ValueError
             raise VideoDecodeError(path, f"torchcodec cannot open it ({_short(e)})") from None
         m = self._dec.metadata
@@ -1105,7 +1112,7 @@ class TorchCodecReader(VideoReader):
         data = batch.data
         if data.shape[-1] == 1:
             data = data.expand(*data.shape[:-1], 3)
-        return data.numpy()
+        return data.cpu().numpy()
 
 
 class DecordReader(VideoReader):
@@ -1272,6 +1279,13 @@ def open_video(path: str | os.PathLike, decoder: str = "auto", threads: int = 1,
     _check_policy(corrupt_frames)
     if os.path.isdir(path):
         return RawFramesReader(path)
+    if decoder == "torchcodec-cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("decoder 'torchcodec-cuda' needs a CUDA GPU, and none is visible here; "
+                               "use decoder='auto' (PyAV on the CPU)")
+        if not _has("torchcodec"):
+            raise ImportError("decoder 'torchcodec-cuda' needs torchcodec's CUDA build: pip install torchcodec")
+        return TorchCodecReader(path, threads=threads, corrupt_frames=corrupt_frames, device="cuda")
     if decoder != "auto":
         if not _has(decoder):
             hint = {"opencv": "pip install opencv-python-headless",
