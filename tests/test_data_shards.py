@@ -266,3 +266,27 @@ def test_trainer_killed_mid_epoch_resumes_from_shards_exactly(prepared, tmp_path
     assert len(cut.step_losses) == full.steps_per_epoch + 1
     assert cut.step_losses + resumed.step_losses == pytest.approx(full.step_losses, abs=1e-6)
 
+
+
+def test_eval_command_reads_shards_every_clip_once(prepared, tmp_path):
+    """`videoformers eval` on data.dataset=shards: every validation clip scored once, with multi-view
+    testing (2 clips x 1 crop per video)."""
+    from videoformers.engine.config import load_config
+    from videoformers.engine.run import evaluate_checkpoint
+    from videoformers.engine.trainer import Trainer
+
+    out = prepared["out"]
+    common = ["data.dataset=shards", f"data.train_shards={out}/train.json", f"data.val_shards={out}/val.json",
+              "data.num_frames=4", "data.frame_interval=2", "data.num_workers=2", "data.decode_timeout=0",
+              "model.overrides.depth=[1,1,1,1]", "model.overrides.embed_dim=[16,32,64,64]",
+              "model.overrides.head_dim=16", "train.batch_size=4", f"train.output_dir={tmp_path}/run",
+              "train.progress=false", "data.labels_file=null"]
+    tr = Trainer(load_config("demo", common + ["train.epochs=1", "train.final_eval=false", "train.eval_every=0"]),
+                 log=lambda m: None)
+    tr.fit()
+    tr.close()
+    m = evaluate_checkpoint(load_config("demo", common + ["data.test_num_clips=2",
+                                                          f"eval.checkpoint={tmp_path}/run/checkpoint_last.pth"]))
+    assert m["num_samples"] == N_VAL and m["num_views"] == 2
+    rows = (tmp_path / "run" / "eval" / "val-checkpoint_last" / "predictions.csv").read_text().splitlines()[1:]
+    assert len(rows) == N_VAL and len({r.split(",")[0] for r in rows}) == N_VAL
