@@ -114,3 +114,37 @@ def test_losses_for_tuple_dict_and_soft_targets():
     with pytest.raises(ValueError, match="dict"):
         compute_loss(heads, y)
     assert main_logits((a, b)) is a and main_logits(heads) is None
+
+
+def _sched(kind, **kw):
+    import torch
+
+    from videoformers.engine.optim import WarmupCosineSchedule
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    return WarmupCosineSchedule(opt, 1.0, 100, kind=kind, **kw)
+
+
+def test_step_schedule_is_mmcv_step():
+    s = _sched("step", milestones=[60, 90], gamma=0.1)
+    assert [s.lr_at(i) for i in (0, 59, 60, 89, 90, 99)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    w = _sched("step", milestones=[60], warmup_steps=10, warmup_start_lr=0.001)
+    assert w.lr_at(0) == pytest.approx(0.001) and w.lr_at(5) == pytest.approx(0.001 + 0.999 * 0.5)
+    assert w.lr_at(10) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="milestones"):
+        _sched("step")
+
+
+def test_poly_schedule_is_mmcv_poly():
+    s = _sched("poly", power=0.9, min_lr=1e-4)
+    for i in (0, 10, 50, 99, 100):
+        assert s.lr_at(i) == pytest.approx((1 - 1e-4) * (1 - i / 100) ** 0.9 + 1e-4)
+
+
+def test_step_milestones_are_epochs_in_the_trainer_config(tmp_path):
+    from videoformers.engine.config import load_config
+
+    cfg = load_config("demo", ["optim.sched=step", "optim.milestones=[2, 3]", "optim.gamma=0.5"])
+    assert cfg.optim.milestones == [2, 3] and cfg.optim.gamma == 0.5
+    with pytest.raises(ValueError, match="optim.sched"):
+        load_config("demo", ["optim.sched=exp"])

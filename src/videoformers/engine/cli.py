@@ -36,7 +36,10 @@ def _train(args: argparse.Namespace) -> int:
         return 128 + int(summary["signal"])  # as a shell reports a process killed by it: `train && eval` stops
     m = summary.get("metrics") or {}
     if m:
-        print(json.dumps({k: m[k] for k in ("top1", "top5", "mean_class_acc") if k in m}))
+        from .tasks import task_for
+
+        keys = [k for k in task_for(cfg).logged_metrics if k != "loss"]
+        print(json.dumps({k: m[k] for k in keys if k in m}))
     return 0
 
 
@@ -56,8 +59,13 @@ def _eval(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     m = evaluate_checkpoint(cfg)
     if m and int(os.environ.get("RANK", "0")) == 0:  # under torchrun: one line, not one per process
-        print(f"top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  mean class acc {m['mean_class_acc']:.2f}  "
-              f"({m['num_samples']} videos x {m['num_views']} views) -> {eval_output_dir(cfg) / 'metrics.json'}")
+        from .tasks import task_for
+
+        task = task_for(cfg)
+        views = f" x {m['num_views']} views" if "num_views" in m else ""
+        mca = f"  mean class acc {m['mean_class_acc']:.2f}" if m.get("mean_class_acc") is not None else ""
+        print(f"{task.describe(m)}{mca}  ({m['num_samples']} {task.sample_unit}{views}) -> "
+              f"{eval_output_dir(cfg) / 'metrics.json'}")
     return 0
 
 

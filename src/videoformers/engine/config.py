@@ -84,7 +84,12 @@ class OptimConfig:
     eps: float = 1e-8
     momentum: float = 0.9                   # SGD
     nesterov: bool = False                  # SGD
-    sched: str = "cosine"                   # "cosine" | "constant"
+    sched: str = "cosine"                   # "cosine" | "constant" | "step" (x gamma at each milestone epoch,
+                                            # mmcv 'step': UniFormer pose) | "poly" ((1 - t)^poly_power to min_lr,
+                                            # mmcv 'poly': UniFormer segmentation)
+    milestones: list[float] = field(default_factory=list)  # "step": epochs (from 0) where the lr is multiplied by gamma
+    gamma: float = 0.1                      # "step"
+    poly_power: float = 1.0                 # "poly" (Semantic FPN 0.9, UperNet 1.0)
     cosine_after_warmup: bool = True        # True: cosine over [warmup, end] (PySlowFast); False: cosine over
                                             # the whole run multiplied by the warm-up ramp (Scenic 'compound')
     warmup_epochs: float = 0.0              # linear warm-up, may be fractional (ViViT: 2.5)
@@ -332,7 +337,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
 }
 _CHOICES: dict[str, tuple] = {
     "optim.name": ("adamw", "sgd"),
-    "optim.sched": ("cosine", "constant"),
+    "optim.sched": ("cosine", "constant", "step", "poly"),
     "train.amp": ("none", "bf16", "fp16"),
     "eval.split": ("val", "test"),
     "eval.view_average": ("logits", "probs"),

@@ -159,9 +159,10 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return out
 
 
-def plot_curves(path: str | os.PathLike, records: Iterable[dict]) -> None:
-    """``curves.png``: training loss per step (and validation loss per epoch), accuracy per
-    epoch, learning rate per step, from the ``log.jsonl`` records."""
+def plot_curves(path: str | os.PathLike, records: Iterable[dict], primary: str = "top1") -> None:
+    """``curves.png``: training loss per step (and validation loss per epoch), the validation metric
+    ``primary`` (the task's: top-1, mIoU, AP; percent) per epoch, learning rate per step, from the
+    ``log.jsonl`` records."""
     plt = _plt()
     records = list(records)
     tr = [r for r in records if r.get("type") == "train"]
@@ -178,8 +179,9 @@ def plot_curves(path: str | os.PathLike, records: Iterable[dict]) -> None:
     ax.legend()
     ax = axes[1]
     if va:
-        ax.plot([r["epoch"] for r in va], [r["top1"] for r in va], "o-", label="val top-1")
-        if any("top5" in r for r in va):
+        ax.plot([r["epoch"] for r in va], [r.get(primary) for r in va], "o-",
+                label="val top-1" if primary == "top1" else f"val {primary}")
+        if any(r.get("top5") is not None for r in va):
             ax.plot([r["epoch"] for r in va], [r.get("top5") for r in va], "s--", label="val top-5", alpha=0.6)
     tr_acc = {}
     for r in tr:
@@ -188,9 +190,9 @@ def plot_curves(path: str | os.PathLike, records: Iterable[dict]) -> None:
     if tr_acc:
         ax.plot(list(tr_acc), list(tr_acc.values()), "^-", label="train top-1 (last log of epoch)", alpha=0.7)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("accuracy (%)" if primary == "top1" else f"{primary} (%)")
     ax.set_ylim(0, 100)
-    ax.set_title("accuracy")
+    ax.set_title("accuracy" if primary == "top1" else primary)
     ax.legend()
     ax = axes[2]
     if tr:

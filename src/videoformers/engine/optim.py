@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 import torch.nn as nn
@@ -137,20 +137,30 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.opti
 
 
 class WarmupCosineSchedule:
-    """Per-step learning rate: linear warm-up then cosine (or constant) decay.
+    """Per-step learning rate: linear warm-up then cosine, constant, step or poly decay.
 
     ``cosine_after_warmup=True`` (PySlowFast, used by UniFormer/UniFormerV2): warm-up from
     ``warmup_start_lr`` to ``base_lr`` over ``warmup_steps``, then cosine from ``base_lr`` to
     ``min_lr`` over the remaining steps. ``False`` (Scenic's ``constant * cosine_decay *
     linear_warmup``, used by ViViT): the cosine spans the whole run and the warm-up ramp
-    multiplies it. Every group's lr is the schedule value times its ``lr_scale``.
+    multiplies it. ``"step"`` (mmcv's ``policy='step'``, the UniFormer pose configs): ``base_lr x gamma^k``
+    after the k-th of ``milestones`` (optimiser steps). ``"poly"`` (mmcv's ``policy='poly'``, the
+    segmentation configs): ``(base_lr - min_lr) (1 - step/total)^power + min_lr``. For these two the
+    warm-up ramps from ``warmup_start_lr`` to the decayed value of that step (mmcv's linear warm-up
+    multiplies the regular lr by a ramp from ``warmup_start_lr / base_lr`` to 1: the same up to
+    ``warmup_start_lr`` times the decay so far). Every group's lr is the schedule value times its
+    ``lr_scale``.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, total_steps: int, warmup_steps: int = 0,
                  warmup_start_lr: float = 0.0, min_lr: float = 0.0, kind: str = "cosine",
-                 cosine_after_warmup: bool = True) -> None:
-        if kind not in ("cosine", "constant"):
-            raise ValueError(f"optim.sched must be 'cosine' or 'constant', got {kind!r}")
+                 cosine_after_warmup: bool = True, milestones: Sequence[int] = (), gamma: float = 0.1,
+                 power: float = 1.0) -> None:
+        if kind not in ("cosine", "constant", "step", "poly"):
+            raise ValueError(f"optim.sched must be 'cosine', 'constant', 'step' or 'poly', got {kind!r}")
+        if kind == "step" and not milestones:
+            raise ValueError("optim.sched=step needs optim.milestones (epochs where the lr drops by optim.gamma)")
+        self.milestones, self.gamma, self.power = sorted(int(m) for m in milestones), float(gamma), float(power)
         self.optimizer = optimizer
         self.base_lr, self.total_steps, self.warmup_steps = base_lr, max(int(total_steps), 1), int(warmup_steps)
         self.warmup_start_lr, self.min_lr = warmup_start_lr, min_lr
@@ -162,6 +172,10 @@ class WarmupCosineSchedule:
         w, T = self.warmup_steps, self.total_steps
         if self.kind == "constant":
             decay = self.base_lr
+        elif self.kind == "step":
+            decay = self.base_lr * self.gamma ** sum(step >= m for m in self.milestones)
+        elif self.kind == "poly":
+            decay = self.min_lr + (self.base_lr - self.min_lr) * (1.0 - min(step / T, 1.0)) ** self.power
         elif self.cosine_after_warmup:
             t = min(max(step - w, 0) / max(T - w, 1), 1.0)
             decay = self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
@@ -169,7 +183,7 @@ class WarmupCosineSchedule:
             t = min(step / T, 1.0)
             decay = self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
         if step < w:
-            if self.cosine_after_warmup or self.kind == "constant":
+            if self.kind in ("cosine", "constant") and (self.cosine_after_warmup or self.kind == "constant"):
                 return self.warmup_start_lr + (self.base_lr - self.warmup_start_lr) * step / w
             return self.warmup_start_lr + (decay - self.warmup_start_lr) * step / w
         return decay

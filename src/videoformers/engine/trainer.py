@@ -367,6 +367,7 @@ class Trainer:
         self.schedule = WarmupCosineSchedule(
             self.optimizer, self.base_lr, self.total_steps, round(o.warmup_epochs * self.steps_per_epoch),
             o.warmup_start_lr, o.min_lr, o.sched, o.cosine_after_warmup,
+            milestones=[round(m * self.steps_per_epoch) for m in o.milestones], gamma=o.gamma, power=o.poly_power,
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(t.amp == "fp16"))
         self.ema = ModelEma(raw, t.ema_decay) if t.ema_decay else None
@@ -475,7 +476,7 @@ class Trainer:
         """Redraw curves.png -- at most every two minutes during training (drawing costs ~1 s)."""
         now = time.monotonic()
         if self.is_main and self.records and (force or now - getattr(self, "_last_plot", -1e9) >= 120):
-            plot_curves(self.out_dir / "curves.png", self.records)
+            plot_curves(self.out_dir / "curves.png", self.records, self.task.primary_metric)
             self._last_plot = now
 
     def _close_logs(self) -> None:
@@ -807,7 +808,7 @@ class Trainer:
         final: dict = {}
         try:
             self.log(f"training {self.model_label} ({sum(p.numel() for p in self.raw_model.parameters()) / 1e6:.2f}M "
-                     f"params) on {self.device} x {self.dist.world_size}, {len(self.train_dataset)} train videos, "
+                     f"params) on {self.device} x {self.dist.world_size}, {len(self.train_dataset)} train {self.task.sample_unit}, "
                      f"{self.steps_per_epoch} steps/epoch, total batch {self.total_batch}, lr {self.base_lr:.3g}")
             while self.epoch < t.epochs:
                 if not self.train_one_epoch():
