@@ -33,6 +33,10 @@ EXPECTED_CASES = {
     "video_xxs_light_ls",
     "det_window",
     "det_hybrid",
+    "seg_global",
+    "seg_hybrid",
+    "pose_global",
+    "det_light_xxs",
 }
 REQUIRED_KEYS = {
     "case",
@@ -97,11 +101,12 @@ def test_fixture_well_formed(path: Path):
     assert all(isinstance(s, int) for s in in_shape) and in_shape[1] == 3
     assert len(in_shape) == (5 if fx["source_file"].startswith("video_classification") else 4)
 
-    # output matches output_shape (detection backbones: list of 4 feature maps)
-    if fx["case"].startswith("det_"):
-        assert len(fx["output"]) == len(fx["output_shape"]) == 4
-        strides = [4, 8, 16, 32]
-        for out, shape, s, c in zip(fx["output"], fx["output_shape"], strides, fx["config"]["embed_dim"]):
+    # output matches output_shape (dense backbones: list of 4 feature maps; the pose one returns the last)
+    if fx["case"].startswith(("det_", "seg_", "pose_")):
+        n_out = 1 if fx["case"].startswith("pose_") else 4
+        assert len(fx["output"]) == len(fx["output_shape"]) == n_out
+        strides = [4, 8, 16, 32][-n_out:]
+        for out, shape, s, c in zip(fx["output"], fx["output_shape"], strides, fx["config"]["embed_dim"][-n_out:]):
             assert _nested_shape(out) == shape
             assert shape == [in_shape[0], c, in_shape[2] // s, in_shape[3] // s]
     else:

@@ -12,8 +12,10 @@ small torch-only stand-in is injected into ``sys.modules`` first:
 - ``slowfast.utils.logging.get_logger`` (``logging.getLogger``) and, for the relative
   ``from .build import MODEL_REGISTRY``, a private package whose ``build.MODEL_REGISTRY.register()``
   is an identity decorator;
-- ``mmdet.utils.get_root_logger``, ``mmcv_custom.load_checkpoint`` (plain non-strict ``load_state_dict``)
-  and ``..builder.BACKBONES.register_module()`` for the detection backbone.
+- ``mmdet.utils`` / ``mmseg.utils`` / ``mmpose.utils`` ``.get_root_logger``, ``mmcv_custom.load_checkpoint``
+  (plain non-strict ``load_state_dict``), ``..builder.BACKBONES.register_module()`` (the relative import of
+  the detection, segmentation and pose backbones) and ``mmdet.models.builder`` / ``mmseg.models.builder``
+  ``.BACKBONES`` (the absolute import of the light dense backbones) for the dense-task backbones.
 
 Every build executes the model file afresh (a new module object), so the files' module-level state
 (``layer_scale`` set by ``uniformer_base_ls``/``uniformer_large_ls``, the light models' ``global_attn``,
@@ -55,6 +57,8 @@ __all__ = [
     "load_official_module",
     "video_cfg",
     "build_official",
+    "build_official_dense",
+    "DENSE_CLASSES",
 ]
 
 #: Paths (inside the authors' repository) of the model files this loader knows.
@@ -66,7 +70,12 @@ OFFICIAL_FILES: dict[str, str] = {
     "image_tl": "image_classification/token_labeling/tlt/models/uniformer.py",
     "image_light": "image_classification/models/uniformer_light.py",
     "det": "object_detection/mmdet/models/backbones/uniformer.py",
+    "seg": "semantic_segmentation/mmseg/models/backbones/uniformer.py",
+    "pose": "pose_estimation/mmpose/models/backbones/uniformer.py",
+    "det_light": "object_detection/mmdet/models/backbones/uniformer_light.py",
+    "seg_light": "semantic_segmentation/mmseg/models/backbones/uniformer_light.py",
 }
+_DENSE_DIRS = ("object_detection/", "semantic_segmentation/", "pose_estimation/")
 
 # Private package names the files are executed under. The video files do ``from .build import
 # MODEL_REGISTRY`` and the detection backbone ``from ..builder import BACKBONES``, so the packages
@@ -102,8 +111,16 @@ def install_shim(force: bool = False) -> dict[str, str]:
             "timm.models.vision_transformer": {"_cfg": lambda url="", **kw: {"url": url, **kw}},
         }, force),
         "slowfast": provide("slowfast.utils.logging", {"slowfast.utils.logging": SLOWFAST_LOGGING}, force),
-        "mmdet": provide("mmdet.utils", {
+        "mmdet": provide(("mmdet.utils", "mmdet.models.builder"), {
             "mmdet.utils": {"get_root_logger": lambda *a, **k: logging.getLogger("mmdet")},
+            "mmdet.models.builder": {"BACKBONES": Registry()},
+        }, force),
+        "mmseg": provide(("mmseg.utils", "mmseg.models.builder"), {
+            "mmseg.utils": {"get_root_logger": lambda *a, **k: logging.getLogger("mmseg")},
+            "mmseg.models.builder": {"BACKBONES": Registry()},
+        }, force),
+        "mmpose": provide("mmpose.utils", {
+            "mmpose.utils": {"get_root_logger": lambda *a, **k: logging.getLogger("mmpose")},
         }, force),
         "mmcv_custom": provide("mmcv_custom", {"mmcv_custom": {"load_checkpoint": _mmcv_load_checkpoint}}, force),
     }
@@ -122,7 +139,7 @@ def load_official_module(repo: str, which: str) -> types.ModuleType:
     path = os.path.join(repo, rel)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: is {repo!r} a clone of Sense-X/UniFormer?")
-    pkg = _VIDEO_PKG if rel.startswith("video_classification/") else _DET_PKG if rel.startswith("object_detection/") else _PKG
+    pkg = _VIDEO_PKG if rel.startswith("video_classification/") else _DET_PKG if rel.startswith(_DENSE_DIRS) else _PKG
     stem = os.path.splitext(os.path.basename(rel))[0]
     name = f"{pkg}.{stem}_{next(_counter)}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -281,6 +298,27 @@ def build_official(repo: str, name: str, quiet: bool = True, **overrides: Any) -
         model = _build(mod, kind, builder, args)
     model.official_name = name
     model.official_file = OFFICIAL_FILES[file_key]
+    return model
+
+
+#: Dense-task backbones: file key -> class name (built with the authors' own keyword arguments).
+DENSE_CLASSES: dict[str, str] = {"det": "UniFormer", "seg": "UniFormer", "pose": "UniFormer",
+                                 "det_light": "UniFormer_Light", "seg_light": "UniFormer_Light"}
+
+
+def build_official_dense(repo: str, which: str, quiet: bool = True, **kwargs: Any) -> nn.Module:
+    """The authors' dense-task backbone ``which`` (``det``, ``seg``, ``pose``, ``det_light``,
+    ``seg_light``; see :data:`OFFICIAL_FILES`) built as their MMDetection / MMSegmentation / MMPose
+    configs do: ``UniFormer(**kwargs)`` (e.g. ``layers=[3, 4, 8, 3], head_dim=64, hybrid=True,
+    window_size=14``) or ``UniFormer_Light(**kwargs)``. Randomly initialised, train mode; the detection
+    and segmentation backbones return the four normalised stage maps, the pose one the last only.
+    ``UniFormer_Light.train`` returns ``None``: call ``model.eval()`` on its own line, not chained."""
+    if which not in DENSE_CLASSES:
+        raise KeyError(f"unknown dense backbone {which!r}; known: {sorted(DENSE_CLASSES)}")
+    mod = load_official_module(repo, which)
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        model = getattr(mod, DENSE_CLASSES[which])(**kwargs)
+    model.official_file = OFFICIAL_FILES[which]
     return model
 
 

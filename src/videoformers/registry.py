@@ -260,6 +260,11 @@ def create_model(
         )
     if out_indices is not None and not features_only:
         raise TypeError(f"{name}: out_indices needs features_only=True")
+    if features_only and pretrained not in (None, False) and "dense" in entry.accepts and "dense" not in overrides \
+            and not entry.card.is_video:
+        # The dense-task backbone (norm1..4, no classifier) is what the file is loaded into: an ImageNet
+        # checkpoint then reports head/norm as ignored, an authors' mmdet/mmseg/mmpose one loads whole.
+        overrides = {**overrides, "dense": True}
     if pretrained is False:
         pretrained = None
     if isinstance(pretrained, (str, os.PathLike)) and os.fspath(pretrained).endswith(".safetensors") \

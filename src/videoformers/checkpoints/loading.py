@@ -12,6 +12,14 @@ Pipeline of :func:`load_checkpoint`:
    UniFormer/ViViT authors' code, or central frame);
 6. compare with the model: missing, unexpected and shape-mismatched keys are reported by name with
    both shapes; ``strict=True`` raises :class:`CheckpointError` carrying the report.
+
+A model can declare what a checkpoint of its source task legitimately lacks or adds (UniFormer's dense
+backbone loading an ImageNet or MMDetection/MMSegmentation checkpoint): ``checkpoint_ignored_prefixes``
+(checkpoint keys left out on purpose, e.g. the classifier: ``report.ignored``) and
+``checkpoint_new_prefixes`` (model tensors the source task has not got, e.g. the dense output norms:
+``report.new``, left at their initialisation). Neither counts against a strict load. A wrapper (the
+``features_only`` :class:`~videoformers.models.contract.FeatureExtractor`) names the module to load
+into as ``checkpoint_module``.
 """
 
 from __future__ import annotations
@@ -58,6 +66,10 @@ class LoadReport:
     dropped: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     loaded: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
+    # checkpoint keys the model leaves out by design (its ``checkpoint_ignored_prefixes``)
+    ignored: list[str] = field(default_factory=list)
+    # model tensors the checkpoint's task has not got (``checkpoint_new_prefixes``): left at their init
+    new: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +84,10 @@ class LoadReport:
         if self.dropped:
             lines.append("re-initialised (the checkpoint's classifier has another shape): "
                          + ", ".join(f"{k} {tuple(a)} -> {tuple(b)}" for k, a, b in self.dropped))
+        if self.new:
+            lines.append(f"new in this model, left at their init ({len(self.new)}): {_grouped(self.new)}")
+        if self.ignored:
+            lines.append(f"ignored by design ({len(self.ignored)}): {_grouped(self.ignored)}")
         if self.missing:
             lines.append(f"missing in checkpoint ({len(self.missing)}): {_grouped(self.missing)}")
         if self.unexpected:
@@ -207,6 +223,9 @@ def load_checkpoint(
     train from scratch without a word) is an error too; ``min_loaded=0`` allows it. Weights that are NaN
     or infinite are refused (naming the tensors) unless ``allow_nonfinite``.
     """
+    inner = getattr(model, "checkpoint_module", None)
+    if isinstance(inner, nn.Module) and inner is not model:
+        model = inner
     meta: dict[str, str] = {}
     if isinstance(source, (str, os.PathLike)):
         obj, meta = read_checkpoint(source)
@@ -222,10 +241,12 @@ def load_checkpoint(
 
     target = model.state_dict()
     report = LoadReport(metadata=meta)
+    ignored = tuple(getattr(model, "checkpoint_ignored_prefixes", ()) or ())
+    new = tuple(getattr(model, "checkpoint_new_prefixes", ()) or ())
     to_load: StateDict = {}
     for k, v in sd.items():
         if k not in target:
-            report.unexpected.append(k)
+            (report.ignored if ignored and k.startswith(ignored) else report.unexpected).append(k)
             continue
         dst = target[k]
         if v.shape != dst.shape and v.ndim + 1 == dst.ndim == 5 and v.shape[:2] == dst.shape[:2] and v.shape[2:] == dst.shape[3:]:
@@ -242,6 +263,9 @@ def load_checkpoint(
     report.missing = [k for k in target if k not in to_load and k not in {m[0] for m in report.mismatched}
                       and not (skipped_head and k.startswith(heads))]
     report.missing = [k for k in report.missing if not k.endswith("num_batches_tracked")]
+    if new:
+        report.new = [k for k in report.missing if k.startswith(new)]
+        report.missing = [k for k in report.missing if not k.startswith(new)]
     report.loaded, report.total = len(to_load), len(target)
     bad = [k for k, v in to_load.items() if v.is_floating_point() and not v.is_meta and not bool(torch.isfinite(v).all())]
     if bad and not allow_nonfinite:
@@ -260,7 +284,24 @@ def load_checkpoint(
     if on_meta and (report.missing or report.mismatched):
         raise CheckpointError(f"model is on the meta device but the checkpoint does not cover it:\n{report}", report)
     model.load_state_dict(to_load, strict=False, assign=on_meta)
+    if on_meta and report.new:
+        _materialise(model, report.new, next((v.device for v in to_load.values()), torch.device("cpu")))
     return report
+
+
+def _materialise(model: nn.Module, keys: list[str], device: torch.device) -> None:
+    """Give the modules holding ``keys`` (all their own tensors, still on the meta device) real storage
+    and their default initialisation (``reset_parameters``)."""
+    owners = {k.rsplit(".", 1)[0] if "." in k else "" for k in keys}
+    for name in sorted(owners):
+        mod = model.get_submodule(name)
+        own = [f"{name}.{n}" if name else n for n, _ in
+               list(mod.named_parameters(recurse=False)) + list(mod.named_buffers(recurse=False))]
+        if set(own) - set(keys) or not callable(getattr(mod, "reset_parameters", None)):
+            raise CheckpointError(f"model is on the meta device and {name or 'the model'} is not in the checkpoint "
+                                  "and cannot be initialised on its own: build the model on a real device")
+        mod.to_empty(device=device, recurse=False)
+        mod.reset_parameters()
 
 
 def _read_umask() -> int:

@@ -22,7 +22,9 @@
 
 ``create_model(name, features_only=True, out_indices=...)`` wraps a model in :class:`FeatureExtractor`,
 a module returning the list of feature maps, which FPN necks, segmentation heads and temporal
-localisation pipelines plug into.
+localisation pipelines plug into. A family with a dedicated dense-prediction form implements
+``to_dense_backbone(out_indices)``, which the wrapper calls (UniFormer image models: the authors'
+detection / segmentation / pose backbone, a LayerNorm on every returned map; TPAMI Sec. 6.3-6.5).
 """
 
 from __future__ import annotations
@@ -186,14 +188,24 @@ class ModelContract:
 class FeatureExtractor(nn.Module):
     """``create_model(name, features_only=True, out_indices=...)``: the model's trunk, returning the list
     of feature maps ``forward_intermediates`` gives for ``out_indices`` (all by default), with their
-    ``feature_info``. What lies after the last index (and the classifier) is pruned."""
+    ``feature_info``. What lies after the last index (and the classifier) is pruned.
+
+    Dense-prediction hook: a model whose family defines the backbone its dense-task heads read (the
+    UniFormer image models: the authors' detection/segmentation/pose backbone with a LayerNorm on every
+    returned map) implements ``to_dense_backbone(out_indices)``, called here after pruning unless
+    ``dense=False``; models without it are wrapped as they are. :func:`videoformers.load_checkpoint`
+    on the extractor loads into the wrapped model (its key layout, its report).
+    """
 
     def __init__(self, model: nn.Module, out_indices: int | Sequence[int] | None = None, output_fmt: str | None = None,
-                 norm: bool = False) -> None:
+                 norm: bool = False, dense: bool = True) -> None:
         super().__init__()
         if not hasattr(model, "forward_intermediates"):
             raise TypeError(f"{type(model).__name__} has no forward_intermediates")
         self.out_indices = model.prune_intermediate_layers(out_indices)
+        to_dense = getattr(model, "to_dense_backbone", None)
+        if dense and callable(to_dense) and not _is_video(model):
+            to_dense(self.out_indices)
         self.model = model
         self.output_fmt = output_fmt or ("NCTHW" if _is_video(model) else "NCHW")
         self.norm = norm
@@ -203,6 +215,19 @@ class FeatureExtractor(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.model.forward_intermediates(x, indices=self.out_indices, norm=self.norm,
                                                 output_fmt=self.output_fmt, intermediates_only=True)
+
+    @property
+    def checkpoint_module(self) -> nn.Module:
+        """The module :func:`videoformers.load_checkpoint` loads into (the wrapped model)."""
+        return self.model
+
+    def set_window_attention(self, window_size, window_pattern: str = "w") -> None:
+        """The wrapped model's ``set_window_attention`` (e.g. UniFormer's stage-3 global / window /
+        hybrid switch, TPAMI Sec. 4.3); ``TypeError`` for a family without one."""
+        fn = getattr(self.model, "set_window_attention", None)
+        if not callable(fn):
+            raise TypeError(f"{type(self.model).__name__} has no window attention to configure")
+        fn(window_size, window_pattern)
 
 
 def _is_video(model: nn.Module) -> bool:

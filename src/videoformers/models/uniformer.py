@@ -16,6 +16,10 @@ below) and *UniFormer: Unified Transformer for Efficient Spatiotemporal Represen
   "hybrid" blocks for high-resolution input), all windows batched into one SDPA call.
 * **Backbones** (Sec. 4, Table 1): four stages at strides 4/8/16/32; the video stem is a
   3x4x4 convolution with stride 2x4x4 (the only temporal down-sampling), later stems 1x2x2.
+* **Dense-task backbone** (Sec. 4.3, 6.3-6.5; :meth:`UniFormer.to_dense_backbone`, what
+  ``features_only=True`` gives for image models): the authors' detection / segmentation / pose copy, with a
+  LayerNorm on each stage output, windows zero-padded to their full size, any input size, and
+  :meth:`UniFormer.set_window_attention` for train-global / test-hybrid.
 
 Tensors move between blocks channels-last (``(B, T, H, W, C)`` / ``(B, H, W, C)``): point-wise
 convolutions become ``Linear`` layers (PyTorch's point-wise ``Conv3d`` takes a slow CPU path),
@@ -52,6 +56,22 @@ __all__ = [
 ]
 
 BlockType = Literal["local", "global", "window"]
+WindowPad = Literal["shrink", "authors"]
+_WINDOW_PADS = ("shrink", "authors")
+
+
+def _check_window_pad(window_pad: str) -> str:
+    if window_pad not in _WINDOW_PADS:
+        raise ValueError(f"window_pad must be one of {_WINDOW_PADS}, got {window_pad!r}")
+    return window_pad
+
+
+def _check_window_pattern(window_pattern: str) -> str:
+    if not isinstance(window_pattern, str) or not window_pattern or set(window_pattern) - {"w", "g"}:
+        raise ValueError(f"window_pattern must be a non-empty string over {{'w', 'g'}} ('w': window block, "
+                         f"'g': global block, cycled over the stage-3 blocks, e.g. 'wwwg' = hybrid), "
+                         f"got {window_pattern!r}")
+    return window_pattern
 
 
 def channels_first(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -107,19 +127,33 @@ class GlobalMHRA(Attention):
 
     With ``window_size`` the attention runs inside non-overlapping windows (TPAMI Sec. 4.3); the
     input is zero-padded (after the norm, as in the authors' dense-task code) to a multiple of the
-    window and all windows are batched into one SDPA call.
+    window and all windows are batched into one SDPA call. A window entry of 0 spans the whole axis.
+
+    ``window_pad`` says what happens where an axis is shorter than its window:
+
+    * ``"shrink"`` (classification models): the window shrinks to the axis, so a 7x7 map with window
+      14 is plain global attention;
+    * ``"authors"`` (the dense-task backbones, :meth:`UniFormer.to_dense_backbone`): the window keeps
+      its size and the map is zero-padded up to it, padding attended without a mask, as the authors'
+      ``SABlock_Windows`` in their detection/segmentation/pose code does (the zero tokens still receive
+      softmax weight through their ``qkv`` bias, so this is a different function from shrinking).
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0, window_size: Sequence[int] | None = None) -> None:
+                 proj_drop: float = 0.0, window_size: Sequence[int] | None = None,
+                 window_pad: WindowPad = "shrink") -> None:
         super().__init__(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
         self.window_size = tuple(window_size) if window_size is not None else None
+        self.window_pad = _check_window_pad(window_pad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         B, *S, C = x.shape
         if self.window_size is None:
             return super().forward(x.reshape(B, -1, C)).view(B, *S, C)
-        ws = [min(w, s) if w > 0 else s for w, s in zip(self.window_size[-len(S):], S)]
+        if self.window_pad == "authors":
+            ws = [w if w > 0 else s for w, s in zip(self.window_size[-len(S):], S)]
+        else:
+            ws = [min(w, s) if w > 0 else s for w, s in zip(self.window_size[-len(S):], S)]
         win, grid = window_partition(x, ws)
         return window_reverse(super().forward(win), B, grid, ws, S)
 
@@ -207,6 +241,14 @@ class UniFormer(ModelContract, nn.Module):
     Model contract (:mod:`videoformers.models.contract`): ``forward_features`` is the last stage's map
     after the final BatchNorm, ``(B, C4, T/2, H/32, W/32)`` (video) / ``(B, C4, H/32, W/32)``; the four
     stages are the intermediates (strides 4, 8, 16, 32; time halved by the stem).
+
+    Dense prediction (image models; TPAMI Sec. 4.3 and 6.3-6.5): ``dense=True``, or
+    ``create_model(name, features_only=True)`` (which calls :meth:`to_dense_backbone`), gives the
+    backbone of the authors' detection / segmentation / pose code: a LayerNorm (eps 1e-6) ``norm1`` ..
+    ``norm4`` on each returned stage map, no final BatchNorm or classifier, windows zero-padded to their
+    full size (``window_pad="authors"``) and any input size of at least 32 (their stride-equal patch
+    convolutions floor). :meth:`set_window_attention` switches stage 3 between global, window and
+    hybrid blocks at run time (train global, test hybrid for segmentation, Sec. 4.3).
     """
 
     classifier_prefixes = ("head.", "aux_head.")  # the token-labelling head has a row per class too
@@ -227,6 +269,8 @@ class UniFormer(ModelContract, nn.Module):
         stage_types: Sequence[BlockType] = ("local", "local", "global", "global"),
         window_size: int | Sequence[int] | None = None,
         window_pattern: str = "w",
+        window_pad: WindowPad = "shrink",
+        dense: bool = False,
         conv_stem: bool = False,
         conv_downsample: bool = False,
         layer_scale_init_value: float | None = None,
@@ -258,10 +302,10 @@ class UniFormer(ModelContract, nn.Module):
         self.num_features = embed_dim[-1]
         self.grad_checkpointing: tuple[int, ...] = (0, 0, 0, 0)
         self.num_stages = 4  # fewer after prune_intermediate_layers
-        self.window_size = None if window_size is None else (
-            to_ntuple(window_size, dims) if not isinstance(window_size, int)
-            else ((0,) if dims == 3 else ()) + (window_size, window_size)
-        )
+        self.window_size = self._window_tuple(window_size)
+        self.window_pattern = _check_window_pattern(window_pattern)
+        self.window_pad = _check_window_pad(window_pad)
+        self.dense = False  # set by to_dense_backbone
 
         # Stems (TPAMI Sec. 4): stride 4 then 2, 2, 2; the video stem alone strides time.
         if conv_stem:
@@ -302,6 +346,9 @@ class UniFormer(ModelContract, nn.Module):
                     attn_drop=attn_drop_rate, window_size=self.window_size if kind == "window" else None,
                 ))
             setattr(self, f"blocks{s + 1}", nn.ModuleList(blocks))
+        for blk in self.blocks3:
+            if isinstance(getattr(blk, "attn", None), GlobalMHRA):
+                blk.attn.window_pad = self.window_pad
         self.feature_info = FeatureInfo(
             dict(num_chs=embed_dim[s], reduction=4 * 2**s, temporal_reduction=t_stride if dims == 3 else 1,
                  module=f"blocks{s + 1}")
@@ -313,6 +360,110 @@ class UniFormer(ModelContract, nn.Module):
         self.head = create_classifier(embed_dim[-1], num_classes)
         self.aux_head = Linear(embed_dim[-1], num_classes) if token_label_head else None
         self.apply(trunc_normal_init)
+        if dense:
+            self.to_dense_backbone()
+
+    def _window_tuple(self, window_size: int | Sequence[int] | None) -> tuple[int, ...] | None:
+        """``window_size`` as one entry per grid axis (video: time first, 0 = the whole clip length)."""
+        if window_size is None:
+            return None
+        ws = (((0,) if self.dims == 3 else ()) + (int(window_size), int(window_size))
+              if isinstance(window_size, int) else to_ntuple(window_size, self.dims))
+        if any(w < 0 for w in ws) or not any(ws):
+            raise ValueError(f"window_size must be positive (0 = a whole axis, video only), got {window_size}")
+        return ws
+
+    # ------------------------------------------------------------------ dense prediction
+    def set_window_attention(self, window_size: int | Sequence[int] | None, window_pattern: str = "w") -> None:
+        """Reconfigure the global MHRA of stage 3 (TPAMI Sec. 4.3) without touching any parameter.
+
+        ``window_size=None``: every stage-3 block global; otherwise block ``i`` attends inside windows
+        when ``window_pattern[i % len(window_pattern)] == "w"`` and globally for ``"g"``: ``"w"`` = all
+        window blocks, ``"wwwg"`` = hybrid (every fourth block global, the authors' ``(i + 1) % 4 == 0``).
+        The segmentation models train global and test hybrid h32 with ``set_window_attention(32, "wwwg")``.
+        Stages 1-2 (local MHRA) and 4 (7x7 tokens at 224) are unaffected, as in the paper.
+        """
+        ws = self._window_tuple(window_size)
+        pattern = _check_window_pattern(window_pattern)
+        blocks = list(self.blocks3)
+        attns = [getattr(blk, "attn", None) for blk in blocks]
+        if ws is not None and not all(isinstance(a, GlobalMHRA) for a in attns):
+            raise ValueError(f"{getattr(self, 'model_name', type(self).__name__)}: stage 3 has no global MHRA "
+                             "blocks whose attention can be windowed")
+        if ws is not None and any(getattr(blk, "shrink_ratio", None) is not None for blk in blocks):
+            raise ValueError("H-UniFormer (light) blocks attend over shrunk token sets: stage 3 cannot be windowed")
+        for i, a in enumerate(attns):
+            if isinstance(a, GlobalMHRA):
+                a.window_size = ws if ws is not None and pattern[i % len(pattern)] == "w" else None
+        self.window_size, self.window_pattern = ws, pattern
+
+    def to_dense_backbone(self, out_indices: Sequence[int] | None = None) -> None:
+        """Turn this image model into the authors' dense-task backbone (``object_detection/``,
+        ``semantic_segmentation/``, ``pose_estimation/`` in Sense-X/UniFormer; TPAMI Sec. 6.3-6.5).
+        :class:`~videoformers.models.contract.FeatureExtractor` calls it (``features_only=True``).
+
+        * ``norm1`` .. ``norm4``: a LayerNorm (eps 1e-6, the authors' names and init) on each stage map
+          returned (only for the stages in ``out_indices``, all four by default), so that FPN / UperNet /
+          the pose head read normalised maps; the trunk continues from the un-normalised map;
+        * the final BatchNorm and the classifier go: the dense heads never read them, and the
+          authors' dense checkpoints have none (an ImageNet checkpoint's ``head.*``/``norm.*`` are
+          reported as ignored, not unexpected, see :attr:`checkpoint_ignored_prefixes`);
+        * window attention zero-pads to full windows (``window_pad="authors"``);
+        * inputs of any size of at least 32 x 32 (the authors' segmentation test pipeline feeds e.g.
+          512 x 683); stage sizes are floored as by the stride-equal patch convolutions.
+
+        Idempotent. Video models have no dense form (the authors ship none): ``ValueError``.
+        """
+        if self.dims != 2:
+            raise ValueError("the dense-task backbone exists for image UniFormers only (dims=2)")
+        take = list(range(self.num_stages)) if out_indices is None else sorted(int(i) for i in out_indices)
+        like = next(self.parameters())
+        for s in range(4):
+            name = f"norm{s + 1}"
+            if s in take and not isinstance(getattr(self, name, None), nn.LayerNorm):
+                setattr(self, name, nn.LayerNorm(self.embed_dim[s], eps=1e-6, device=like.device, dtype=like.dtype))
+            elif s not in take and name in self._modules:
+                delattr(self, name)  # an unused norm would be a parameter without gradient (DDP refuses)
+        self.norm = nn.Identity()
+        if self.num_classes:
+            self.reset_classifier(0)
+        self.window_pad = "authors"
+        for blk in self.blocks3:
+            if isinstance(getattr(blk, "attn", None), GlobalMHRA):
+                blk.attn.window_pad = "authors"
+        self.dense = True
+
+    #: Checkpoint keys a dense backbone leaves out by design: the classification model's classifier and
+    #: final norm, and the detector / segmentor / pose heads of an MMDetection / MMSegmentation / MMPose
+    #: checkpoint (``backbone.`` stripped by the loader).
+    _DENSE_IGNORED = ("head.", "norm.", "aux_head.", "head_cls.", "norm_cls.", "neck.", "decode_head.",
+                      "auxiliary_head.", "rpn_head.", "roi_head.", "bbox_head.", "mask_head.", "keypoint_head.")
+
+    @property
+    def checkpoint_ignored_prefixes(self) -> tuple[str, ...]:
+        """Read by :func:`~videoformers.checkpoints.load_checkpoint`: key prefixes of a checkpoint this
+        model ignores on purpose (reported in ``report.ignored``): see :attr:`_DENSE_IGNORED`, and the
+        output norms of stages it does not return."""
+        if not self.dense:
+            return ()
+        # the authors' pose backbone has norm1..norm4 but returns the last map only: the norms of stages
+        # this model does not return are unused there and here
+        unused = tuple(f"norm{s + 1}." for s in range(4) if f"norm{s + 1}" not in self._modules)
+        return self._DENSE_IGNORED + unused
+
+    @property
+    def checkpoint_new_prefixes(self) -> tuple[str, ...]:
+        """Read by :func:`~videoformers.checkpoints.load_checkpoint`: this model's tensors that a
+        checkpoint of the source task (ImageNet classification) cannot have: the dense backbone's
+        output norms, left at their init and reported in ``report.new`` when absent."""
+        return tuple(f"norm{s + 1}." for s in range(4) if f"norm{s + 1}" in self._modules) if self.dense else ()
+
+    def _take(self, s: int, x: torch.Tensor, channels_first: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage ``s``'s returned map and the tensor the trunk continues from (see ``take_map``)."""
+        if self.dense:
+            f = getattr(self, f"norm{s + 1}")(x)  # channels-last LayerNorm, as the authors' x.permute(0, 2, 3, 1)
+            return (f.movedim(-1, 1) if channels_first else f), x
+        return take_map(x, channels_first)
 
     def _make_block(self, stage: int, index: int, kind: BlockType, dim: int, *, num_heads: int, mlp_ratio: float,
                     qkv_bias: bool, drop_path: float, layer_scale_init_value: float | None, drop: float,
@@ -340,8 +491,11 @@ class UniFormer(ModelContract, nn.Module):
 
     def _check(self, x: torch.Tensor) -> None:
         video = self.dims == 3
-        check_input(x, ndim=5 if video else 4, channels=self.in_chans, multiple_of=(32, 32), min_size=(32, 32),
-                    layout="(B, C, T, H, W)" if video else "(B, C, H, W)",
+        # The dense backbone floors like the authors' patch convolutions; it needs one token in the
+        # last stage it runs (32 px for all four stages).
+        smallest = 4 * 2 ** (self.num_stages - 1) if self.dense else 32
+        check_input(x, ndim=5 if video else 4, channels=self.in_chans, multiple_of=None if self.dense else (32, 32),
+                    min_size=(smallest, smallest), layout="(B, C, T, H, W)" if video else "(B, C, H, W)",
                     model=getattr(self, "model_name", type(self).__name__ + (" (video)" if video else " (image)")))
 
     def _run_stage(self, s: int, x: torch.Tensor) -> torch.Tensor:
@@ -358,7 +512,7 @@ class UniFormer(ModelContract, nn.Module):
                 x = getattr(self, f"patch_embed{s + 1}")(x.movedim(-1, 1))
             x = self._run_stage(s, x)
             if s in take:
-                f, x = take_map(x, channels_first)
+                f, x = self._take(s, x, channels_first)
                 feats.append(f)
         return x, feats
 
@@ -377,7 +531,7 @@ class UniFormer(ModelContract, nn.Module):
         take, last = feature_take_indices(self.num_stages, indices)
         x, feats = self._forward_stages(x, take, cf, last if intermediates_only else 3)
         final = None
-        if norm and 3 in take:
+        if norm and 3 in take and not self.dense:  # (dense: no final norm; norm4 is already applied)
             final = self._final_norm(x)  # (B, C, ...): the map the head reads (a view of the returned one)
             if not cf:
                 feats[-1] = final.movedim(1, -1)
@@ -394,6 +548,8 @@ class UniFormer(ModelContract, nn.Module):
         for s in range(last + 1, 4):
             setattr(self, f"patch_embed{s + 1}", nn.Identity())
             setattr(self, f"blocks{s + 1}", nn.ModuleList())
+            if f"norm{s + 1}" in self._modules:
+                delattr(self, f"norm{s + 1}")
         self.num_stages = last + 1
         if prune_norm or last < 3:
             self.norm = nn.Identity()
@@ -444,6 +600,39 @@ class UniFormer(ModelContract, nn.Module):
             out[k2] = v
         return out
 
+
+    def authors_state_dict(self) -> dict[str, torch.Tensor]:
+        """This model's weights in the authors' key layout (Sense-X/UniFormer image and dense-task code):
+        the inverse of :meth:`convert_state_dict` for image models without layer scale.
+
+        Local blocks: ``attn.value`` -> ``conv1``, ``attn.affinity`` -> ``attn``, ``attn.proj`` -> ``conv2``
+        and the point-wise ``Linear`` weights (also ``mlp.fc1/fc2``) back to ``(O, I, 1, 1)`` convolution
+        kernels; ``pos_embed.proj`` -> ``pos_embed`` in every block. Everything else (global blocks, patch
+        embeddings, ``norm1..4`` of the dense backbone, ``norm``/``head``) keeps its name. What MMDetection /
+        MMSegmentation / MMPose load as ``model.backbone.pretrained_path`` (their ``mmcv_custom.load_checkpoint``,
+        non-strict) or, with a ``backbone.`` prefix, as part of a detector's ``state_dict``.
+        """
+        if self.dims != 2:
+            raise ValueError("authors_state_dict: the authors' image / dense-task layout needs an image model (dims=2)")
+        if any(k.endswith(".gamma") for k in self.state_dict()):
+            raise ValueError("authors_state_dict: layer scale (ls*.gamma) is not part of the authors' dense backbones")
+        local = {f"blocks{s + 1}.{i}" for s in range(4) for i, blk in enumerate(getattr(self, f"blocks{s + 1}"))
+                 if isinstance(blk, LocalUniFormerBlock)}
+        out: dict[str, torch.Tensor] = {}
+        for k, v in self.state_dict().items():
+            m = re.match(r"^(blocks\d\.\d+)\.(.*)$", k)
+            if m:
+                prefix, rest = m.groups()
+                rest = re.sub(r"^pos_embed\.proj\.", "pos_embed.", rest)
+                if prefix in local:
+                    if rest.endswith("weight") and re.match(r"^(attn\.value|attn\.proj|mlp\.fc\d)\.", rest):
+                        v = v.reshape(*v.shape, 1, 1)
+                    rest = re.sub(r"^attn\.value\.", "conv1.", rest)
+                    rest = re.sub(r"^attn\.proj\.", "conv2.", rest)
+                    rest = re.sub(r"^attn\.affinity\.", "attn.", rest)
+                k = f"{prefix}.{rest}"
+            out[k] = v
+        return out
 
 
 # --------------------------------------------------------------------------- builders

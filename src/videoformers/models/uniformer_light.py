@@ -33,7 +33,6 @@ import torch.utils.checkpoint as cp
 
 from ..ops import Linear
 from ..registry import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, ModelCard, build_model, register_model
-from .contract import take_map
 from .layers import LayerScale, create_classifier, trunc_normal_init
 from .uniformer import BlockType, GlobalUniFormerBlock, UniFormer
 
@@ -147,7 +146,7 @@ class HUniFormer(UniFormer):
                  attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0, shrink_ratio: float = 0.5,
                  score_momentum: float = 0.5, layer_scale_init_value: float | None = None,
                  fast_update_scale: str = "gamma_3", in_chans: int = 3, num_frames: int | None = None,
-                 img_size: int | Sequence[int] = 224) -> None:
+                 img_size: int | Sequence[int] = 224, dense: bool = False) -> None:
         # Read by _make_block, which the base constructor calls: plain attributes may precede Module.__init__.
         self.shrink_ratio, self.score_momentum, self.fast_update_scale = shrink_ratio, score_momentum, fast_update_scale
         super().__init__(dims=dims, num_classes=num_classes, in_chans=in_chans, depth=depth, embed_dim=embed_dim,
@@ -161,6 +160,8 @@ class HUniFormer(UniFormer):
         self.head_cls = create_classifier(embed_dim[3], num_classes)
         for mod in (self.cls_upsample, self.norm_cls, self.head_cls):
             mod.apply(trunc_normal_init)
+        if dense:  # the light dense backbone (see to_dense_backbone), once the score-token parts exist
+            self.to_dense_backbone()
 
     def _make_block(self, stage: int, index: int, kind: BlockType, dim: int, **block_kwargs) -> nn.Module:
         """Stages 1-2 as in UniFormer; stages 3-4 are H-UniFormer blocks (Sec. 5.1). The first block of
@@ -210,9 +211,17 @@ class HUniFormer(UniFormer):
                     token = self.cls_upsample(token)
                 x, token, scores = self._run_hourglass(s, x, token, scores)
             if s in take:
-                f, x = take_map(x, channels_first)
+                f, x = self._take(s, x, channels_first)
                 feats.append(f)
         return (x, feats, token) if return_score_token else (x, feats)
+
+    def to_dense_backbone(self, out_indices: Sequence[int] | None = None) -> None:
+        """The authors' light dense backbone (``object_detection/`` and ``semantic_segmentation/``
+        ``.../backbones/uniformer_light.py``): as :meth:`UniFormer.to_dense_backbone` (``norm1`` ..
+        ``norm4`` on the stage maps; no final BatchNorm, classifiers or score-token LayerNorm). The score
+        token still runs through stages 3-4, since it picks the tokens that are kept (Sec. 5.1)."""
+        super().to_dense_backbone(out_indices)
+        self.norm_cls = nn.Identity()
 
     def forward_features(self, x: torch.Tensor, return_score_token: bool = False):  # type: ignore[override]
         """Final feature map after the last BatchNorm (and the score token if asked)."""
