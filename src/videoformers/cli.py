@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "videoformers.tools.bench",
     "videoformers.tools.cam",
     "videoformers.tools.extract",
+    "videoformers.tools.pose",
 ]
 
 

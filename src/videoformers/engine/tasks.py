@@ -41,6 +41,8 @@ class Task:
     * :meth:`write_outputs` writes ``metrics.json`` (and any per-sample files) on the main process.
     * :meth:`describe` -> the short text of a metrics dict for the epoch's log line.
     * :meth:`collate_fn` -> a DataLoader ``collate_fn`` for a split (``None``: PyTorch's default).
+    * :meth:`model_overrides` -> ``create_model`` arguments the task's data fixes (pose: the crop size);
+      ``model.overrides`` still win, and a task may refuse a contradicting one.
     """
 
     name = "classification"
@@ -64,6 +66,9 @@ class Task:
 
     def collate_fn(self, split: str) -> Callable | None:
         return None
+
+    def model_overrides(self, cfg) -> dict:
+        return {}
 
     def prepare_batch(self, batch: dict, device: torch.device) -> tuple[torch.Tensor, Any, int]:
         raise NotImplementedError

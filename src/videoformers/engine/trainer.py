@@ -116,7 +116,7 @@ def _accepted_overrides(name: str) -> frozenset[str] | None:
 def build_model(cfg: Config, num_classes: int) -> nn.Module:
     """``create_model(cfg.model.name, ...)`` with the common fields filled from the data section."""
     m = cfg.model
-    kw: dict[str, Any] = dict(m.overrides)
+    kw: dict[str, Any] = {**task_for(cfg).model_overrides(cfg), **m.overrides}
     accepts = _accepted_overrides(m.name)
     common = {
         "num_classes": num_classes,
