@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "videoformers.tools.cam",
     "videoformers.tools.extract",
     "videoformers.tools.pose",
+    "videoformers.tools.segment",
 ]
 
 
