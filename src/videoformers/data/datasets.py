@@ -748,6 +748,14 @@ class _SkipLog:
                 pass
         return [(r[0], r[1]) for r in rows]
 
+    def stats(self, reset: bool = False) -> dict:
+        """``{"count": distinct files, "files": [path, ...] (first reported first), "reasons": {path: the
+        first reason}}`` -- what every dataset's ``skip_stats`` returns."""
+        reasons: dict[str, str] = {}
+        for path, why in self.read(reset=reset):
+            reasons.setdefault(path, why)
+        return {"count": len(reasons), "files": list(reasons), "reasons": reasons}
+
 
 _MAP_FLAGS = getattr(mmap, "MAP_SHARED", 1) | getattr(mmap, "MAP_POPULATE", 0)
 
@@ -1187,12 +1195,9 @@ class VideoDataset(Dataset):
     def skip_stats(self, reset: bool = False) -> dict:
         """Distinct skipped files over all processes using this dataset (see the class docstring):
         ``{"count": int, "files": [path, ...] (first reported first), "reasons": {path: reason}}``."""
-        reasons: dict[str, str] = {}
-        for path, why in self._skips.read(reset=reset):
-            reasons.setdefault(path, why)
         if reset:
             self._reported.clear()
-        return {"count": len(reasons), "files": list(reasons), "reasons": reasons}
+        return self._skips.stats(reset=reset)
 
     def reset_skip_stats(self) -> None:
         self.skip_stats(reset=True)

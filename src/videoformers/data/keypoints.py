@@ -420,12 +420,9 @@ class CocoKeypoints(Dataset):
 
     def skip_stats(self, reset: bool = False) -> dict:
         """Distinct unreadable images over all processes using this dataset (``count``, ``files``, ``reasons``)."""
-        reasons: dict[str, str] = {}
-        for path, why in self._skips.read(reset=reset):
-            reasons.setdefault(path, why)
         if reset:
             self._reported.clear()
-        return {"count": len(reasons), "files": list(reasons), "reasons": reasons}
+        return self._skips.stats(reset=reset)
 
 
 # --------------------------------------------------------------------------- stick figures

@@ -325,12 +325,9 @@ class SegFolderDataset(Dataset):
                                   f"mostly broken. Examples: {ex}")
 
     def skip_stats(self, reset: bool = False) -> dict:
-        reasons: dict[str, str] = {}
-        for path, why in self._skips.read(reset=reset):
-            reasons.setdefault(path, why)
         if reset:
             self.broken_files.clear()
-        return {"count": len(reasons), "files": list(reasons), "reasons": reasons}
+        return self._skips.stats(reset=reset)
 
 
 # --------------------------------------------------------------------------- generated data
