@@ -36,6 +36,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import videoformers as vf  # noqa: E402
+from videoformers.ops import onednn_linear_enabled  # noqa: E402
+from videoformers.tools.hardware import cpu_info  # noqa: E402
 
 FAMILY_LOADER = {  # our model-name prefix -> module under benchmarks/official
     "uniformerv2": "uniformerv2",
@@ -146,7 +148,9 @@ def compare(args: argparse.Namespace) -> dict:
     with torch.inference_mode():
         diff = (theirs(x).float() - ours(x).float()).abs().max().item()
     results: dict = {"model": args.model, "input": list(shape), "threads": args.threads, "device": str(device),
-                     "dtype": args.dtype, "max_abs_diff_fp32_eval": diff, "tensors_loaded": report.loaded}
+                     "dtype": args.dtype, "max_abs_diff_fp32_eval": diff, "tensors_loaded": report.loaded,
+                     # Where it was measured: a ratio over the authors on one CPU is not the ratio on another (issue 20).
+                     "cpu": cpu_info(), "onednn_linear": onednn_linear_enabled()}
     modes = ["inference"] + (["train_step"] if args.train else [])
     for mode in modes:
         train = mode == "train_step"
@@ -200,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
+    c = res["cpu"]
+    print(f"cpu: {c['vendor']} {c['model_name']} ({c['physical_cores']} cores, ISA {c['isa']}, "
+          + ", ".join(k for k, v in c["flags"].items() if v and ("512" in k or "amx" in k)) + f"); torch "
+          f"{c['torch_version']}, oneDNN {c['onednn_version']}, MKL {c['mkl_version']}; oneDNN linear path "
+          f"{'on' if res['onednn_linear'] else 'off'}")
     print(f"{res['model']} input {res['input']} on {res['device']} ({res['dtype']}, {res['threads']} thread(s)); "
           f"max |ours - authors| = {res['max_abs_diff_fp32_eval']:.2e}")
     for mode in ("inference", "train_step"):

@@ -21,7 +21,8 @@ def test_cpu_benchmark_fields():
     # forward+backward holds activations for backward and the gradients: more than inference
     assert 0 < r.forward_peak_mem_mb < r.backward_peak_mem_mb
     assert r.gflops_per_clip > 0 and r.params_m > 0
-    assert r.forward_mfu is None  # no MFU on a CPU
+    # the CPU is named and its peak known where its clock is: the MFU exists exactly then
+    assert r.device_name and r.cpu is not None and (r.forward_mfu is None) == (r.peak_tflops is None)
 
 
 def test_mfu_arithmetic(monkeypatch):

@@ -89,7 +89,7 @@ class OptimConfig:
                                             # mmcv 'poly': UniFormer segmentation)
     milestones: list[float] = field(default_factory=list)  # "step": epochs (from 0) where the lr is multiplied by gamma
     gamma: float = 0.1                      # "step"
-    poly_power: float = 1.0                 # "poly" (Semantic FPN 0.9, UperNet 1.0)
+    poly_power: float = 1.0                 # "poly" (UperNet's power 1.0; the authors' Semantic FPN uses cosine)
     cosine_after_warmup: bool = True        # True: cosine over [warmup, end] (PySlowFast); False: cosine over
                                             # the whole run multiplied by the warm-up ramp (Scenic 'compound')
     warmup_epochs: float = 0.0              # linear warm-up, may be fractional (ViViT: 2.5)
@@ -157,6 +157,8 @@ class EvalConfig:
     use_ema: bool = True                    # evaluate EMA weights when the checkpoint has them
     max_batches: int | None = None          # cap (quick checks)
     output_dir: str | None = None           # where eval writes; None -> <train.output_dir>/eval/<split>-<checkpoint>/
+    dtype: str | None = None                # "fp32" | "bf16" | "fp16" (autocast) | "int8" (dynamic quantisation of
+                                            # the linear layers, CPU); None -> train.amp's precision
 
 
 @dataclass
@@ -341,6 +343,7 @@ _CHOICES: dict[str, tuple] = {
     "train.amp": ("none", "bf16", "fp16"),
     "eval.split": ("val", "test"),
     "eval.view_average": ("logits", "probs"),
+    "eval.dtype": (None, "fp32", "bf16", "fp16", "int8"),
 }
 
 

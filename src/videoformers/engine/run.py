@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -85,7 +86,12 @@ def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
             if ours and cfg.eval.use_ema and obj.get("ema"):
                 weights, used_ema = obj["ema"], True
             load_checkpoint(model, weights, strict=True)
-        model.to(info.device).eval()
+        # Inference precision (issue 20): autocast for bf16/fp16, quantised linear layers for int8 (CPU).
+        from videoformers.ops.precision import prepare_for_inference
+
+        dtype = cfg.eval.dtype or {"none": "fp32"}.get(cfg.train.amp, cfg.train.amp)
+        model = prepare_for_inference(model.to(info.device), dtype, info.device)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, amp=dtype if dtype in ("bf16", "fp16") else "none"))
         eb = cfg.eval.batch_size or cfg.train.batch_size
         if isinstance(ds, torch.utils.data.IterableDataset):  # shards: each rank reads its own share, once
             ds.seed = cfg.train.seed + 1
@@ -106,7 +112,7 @@ def evaluate_checkpoint(cfg: Config, write: bool = True) -> dict:
         payload = {k: v for k, v in metrics.items()}
         if info.is_main and write:
             extra = {"checkpoint": str(cfg.eval.checkpoint), "ema": used_ema, "split": cfg.eval.split,
-                     "model": cfg.model.name}
+                     "model": cfg.model.name, "dtype": dtype}
             if isinstance(task, ClassificationTask):
                 extra["view_average"] = cfg.eval.view_average
             payload = task.write_outputs(eval_output_dir(cfg), res, metrics, classes or None, dataset_paths(ds), extra)

@@ -1,6 +1,6 @@
 """``videoformers bench``: latency, throughput and peak memory of a model, forward and forward+backward.
 
-    videoformers bench NAME [--frames T] [--size S] [--batch B] [--device cpu|cuda] [--dtype fp32|bf16|fp16]
+    videoformers bench NAME [--frames T] [--size S] [--batch B] [--device cpu|cuda] [--dtype fp32|bf16|fp16|int8]
                        [--compile] [--iters 10] [--warmup 3] [--no-backward] [--sdpa flash] [--json]
 
 Timings are medians over ``--iters`` runs after ``--warmup`` runs (CUDA: synchronised, so each time is
@@ -11,10 +11,18 @@ Peak memory is what a step needs beyond what was allocated before it (weights, i
 the peak of live tensor storages during one extra, untimed run (a dispatch-mode tracker: the same
 quantity without a caching allocator). Forward+backward includes the parameter gradients.
 
-Model FLOPs utilisation (MFU) is printed on GPUs with a known dense peak (H100/H200 SXM bf16:
-989 TFLOP/s) when running in bf16/fp16: achieved FLOP/s = ``2 x`` the multiply-adds that
-:func:`videoformers.count_flops` counts (x3 for forward+backward) / latency, over the peak. It is
-the *model's* FLOPs: recomputation and attention kernels' extra work are not counted.
+Precision goes through :mod:`videoformers.ops.precision`: ``bf16``/``fp16`` autocast (fp32 weights),
+``int8`` dynamic quantisation of the linear layers (CPU, forward only).
+
+Utilisation. The model's FLOPs are the multiply-adds :func:`videoformers.count_flops` counts (the
+papers' "GFLOPs", 1 multiply-add = 1 FLOP, printed as "GFLOPs/clip"); achieved GFLOP/s and the
+fraction of the peak use the hardware convention, 2 FLOP per multiply-add (x3 for forward+backward):
+``2 x MACs x batch / latency``. The peak is the device's: GPUs with a known dense peak (H100/H200 SXM
+bf16: 989 TFLOP/s, in bf16/fp16 or tf32), CPUs from cores x clock x FLOP per cycle of the ISA for the
+dtype (:func:`videoformers.tools.hardware.cpu_peak_gflops`, threads = ``torch.get_num_threads()``).
+The fraction is ``forward_mfu`` / ``backward_mfu`` in ``--json``. It counts the *model's* FLOPs:
+recomputation and attention kernels' extra work are not counted. On CPU every result also records
+:func:`videoformers.tools.hardware.cpu_info` (model, ISA flags, clock, torch/oneDNN/MKL versions).
 """
 
 from __future__ import annotations
@@ -29,14 +37,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn as nn
 
-from videoformers.models.layers import DropPath
-
 from videoformers.analysis import LiveTensorMemory
+from videoformers.models.layers import DropPath
+from videoformers.ops.precision import autocast_for, parse_precision, quantize_for_inference, torch_dtype
 
 __all__ = ["benchmark", "BenchResult", "peak_flops", "PEAK_TFLOPS"]
-
-_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-           "fp16": torch.float16, "float16": torch.float16}
 
 # Dense (no sparsity) tensor-core peaks in TFLOP/s, from the vendors' datasheets: (bf16/fp16, tf32).
 PEAK_TFLOPS: dict[str, tuple[float, float]] = {
@@ -89,6 +94,10 @@ class BenchResult:
     device_name: str = ""
     sdpa: str | None = None
     notes: list[str] = field(default_factory=list)
+    forward_gflop_per_s: float | None = None    # 2 FLOP per multiply-add
+    backward_gflop_per_s: float | None = None
+    peak_basis: str | None = None               # how the peak was obtained
+    cpu: dict | None = None                     # videoformers.tools.hardware.cpu_info() on CPU runs
 
 
 # ------------------------------------------------------------------------------------------------
@@ -168,7 +177,9 @@ def benchmark(
     """Benchmark ``model`` (a registered name, built with ``overrides``, or a built model).
 
     ``frames``/``size`` default to the model card's. ``dtype`` ``"bf16"``/``"fp16"`` runs under
-    autocast on CUDA and on CPU (fp32 weights; fp16 on CPU is warned about: slower than fp32). Forward runs under ``torch.inference_mode``;
+    autocast on CUDA and on CPU (fp32 weights; fp16 on CPU is warned about: slower than fp32); ``"int8"``
+    quantises the linear layers dynamically (CPU, forward only: ``backward`` is skipped with a note).
+    Forward runs under ``torch.inference_mode``;
     forward+backward sums the logits and back-propagates (the model in ``train`` mode, dropout off).
     ``sdpa`` restricts scaled-dot-product attention to one backend (``flash``, ``efficient``,
     ``math``, ``cudnn``).
@@ -177,9 +188,10 @@ def benchmark(
     from videoformers.registry import create_model
 
     device = torch.device(device)
-    dt = _DTYPES.get(dtype) if isinstance(dtype, str) else dtype
-    if dt is None:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+    prec = parse_precision(dtype)
+    dt = torch_dtype(prec)
+    if prec == "int8" and device.type != "cpu":
+        raise ValueError(f"--dtype int8 (dynamic quantisation) runs on CPU only, not on {device.type}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda but no CUDA device is available")
     if isinstance(model, str):
@@ -214,18 +226,15 @@ def benchmark(
     params_m = count_params(model) / 1e6
 
     model = model.to(device)
-    autocast = contextlib.nullcontext()
-    if dt != torch.float32:
-        # Autocast on CPU too (fp32 weights and input, matmuls and convolutions in bf16): casting the weights
-        # breaks the ops that keep fp32 on purpose (H-UniFormer's token scores) and is not what users deploy.
-        autocast = torch.autocast(device.type, dtype=dt)
-        if device.type == "cpu" and dt == torch.float16:
-            import warnings
-
-            warnings.warn("fp16 on CPU has no fast matrix path (measured 3-4x slower than fp32 on AVX-512 "
-                          "Xeons); use --dtype bf16", stacklevel=2)
-            notes.append("fp16 on CPU: slower than fp32, use bf16")
+    if device.type == "cpu" and prec == "fp16":
+        notes.append("fp16 on CPU: slower than fp32, use bf16")
+    autocast = autocast_for(device, prec)
     x = torch.randn(shape, device=device, dtype=torch.float32)
+    if prec == "int8":
+        model = quantize_for_inference(model, x[:1])
+        if backward:
+            notes.append("int8: forward only (dynamic quantisation is an inference transform)")
+            backward = False
     run_model = torch.compile(model) if compile else model
 
     def fwd():
@@ -257,12 +266,19 @@ def benchmark(
     model.eval()
     fwd()  # first call: compilation, lazy initialisation, allocator warm-up
     t_f, mem_f, mem_method = measure(fwd)
+    cpu = None
+    if device.type == "cpu":
+        from videoformers.tools.hardware import cpu_info
+
+        cpu = cpu_info()
     res = BenchResult(
-        model=name, input_shape=shape, device=str(device), dtype=str(dt).replace("torch.", ""), compiled=compile,
+        model=name, input_shape=shape, device=str(device),
+        dtype="int8" if prec == "int8" else str(dt).replace("torch.", ""), compiled=compile,
         params_m=params_m, gflops_per_clip=gflops,
         forward_ms=statistics.median(t_f) * 1e3, forward_clips_per_s=batch / statistics.median(t_f),
         forward_peak_mem_mb=mem_f, memory_method=mem_method, sdpa=sdpa, notes=notes,
-        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else (
+            cpu["model_name"] if cpu else str(device)), cpu=cpu,
     )
     if backward:
         model.train()
@@ -273,16 +289,41 @@ def benchmark(
         res.backward_ms = statistics.median(t_b) * 1e3
         res.backward_clips_per_s = batch / statistics.median(t_b)
         res.backward_peak_mem_mb = mem_b
-    peak = peak_flops(device, dt)
-    if peak is not None and gflops is not None:
-        res.peak_tflops = peak / 1e12
-        flop_f = 2 * gflops * 1e9 * batch  # count_flops counts multiply-adds
-        res.forward_mfu = flop_f / (res.forward_ms / 1e3) / peak
+    peak = peak_flops(device, dt) if prec != "int8" else None
+    if peak is not None:
+        res.peak_basis = f"{res.device_name} dense peak for {res.dtype}"
+    elif cpu is not None:
+        peak, res.peak_basis = _cpu_peak(prec, cpu)
+    if gflops is not None:
+        flop_f = 2 * gflops * 1e9 * batch  # count_flops counts multiply-adds: 2 FLOP each
+        res.forward_gflop_per_s = flop_f / (res.forward_ms / 1e3) / 1e9
         if res.backward_ms is not None:
-            res.backward_mfu = 3 * flop_f / (res.backward_ms / 1e3) / peak
-    elif device.type == "cuda":
-        res.notes.append("no MFU: unknown device peak for this dtype")
+            res.backward_gflop_per_s = 3 * flop_f / (res.backward_ms / 1e3) / 1e9
+        if peak is not None:
+            res.peak_tflops = peak / 1e12
+            res.forward_mfu = res.forward_gflop_per_s * 1e9 / peak
+            if res.backward_gflop_per_s is not None:
+                res.backward_mfu = res.backward_gflop_per_s * 1e9 / peak
+    if cpu is not None and res.forward_mfu is not None and max(res.forward_mfu, res.backward_mfu or 0) > 1:
+        res.notes.append(f"above the computed peak: the clock used ({cpu['clock_ghz']} GHz, {cpu['clock_source']}) is "
+                         "below the one the CPU runs at (turbo); VIDEOFORMERS_CPU_GHZ=<GHz> sets it")
+    if peak is None:
+        res.notes.append("no utilisation: unknown device peak for this dtype"
+                         + (" (clock or ISA rate unknown; VIDEOFORMERS_CPU_GHZ sets the clock)" if cpu else ""))
     return res
+
+
+def _cpu_peak(prec: str, cpu: dict) -> tuple[float | None, str | None]:
+    """(peak FLOP/s, how it was obtained) of the threads torch uses on this CPU, for ``prec``."""
+    from videoformers.tools.hardware import cpu_peak_gflops, flops_per_cycle
+
+    g = cpu_peak_gflops(prec, torch.get_num_threads(), cpu)
+    if g is None:
+        return None, None
+    per_cycle, why = flops_per_cycle(prec, cpu["flags"], cpu["vendor"], cpu["cpu_family"], cpu["cpu_model"])
+    cores = min(torch.get_num_threads(), cpu.get("physical_cores") or torch.get_num_threads())
+    return g * 1e9, (f"{cores} core(s) x {cpu['clock_ghz']:.2f} GHz ({cpu['clock_source']}) x {per_cycle:.0f} "
+                     f"FLOP/cycle [{why}] = {g:.0f} GFLOP/s {prec}")
 
 
 def _train_dropout_off(model: nn.Module) -> None:
@@ -304,16 +345,24 @@ def _fmt(v, spec: str, unit: str = "") -> str:
 def print_result(r: BenchResult) -> None:
     print(f"{r.model}  input {list(r.input_shape)}  {r.device} ({r.device_name})  {r.dtype}"
           f"{'  compiled' if r.compiled else ''}{f'  sdpa={r.sdpa}' if r.sdpa else ''}")
-    print(f"params {r.params_m:.2f} M   GFLOPs/clip {_fmt(r.gflops_per_clip, '.2f')} (multiply-adds)")
-    print(f"{'':18}{'latency':>12}{'clips/s':>10}{'peak mem':>12}{'MFU':>8}")
-    fwd_mfu = None if r.forward_mfu is None else 100 * r.forward_mfu
+    if r.cpu:
+        c, f = r.cpu, r.cpu["flags"]
+        isa = ", ".join(k for k in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f.get(k))
+        print(f"cpu: {c['vendor']} {c['model_name']}, {c['physical_cores']} cores, {c['torch_threads']} thread(s), "
+              f"ISA {isa or c['isa']}; torch {c['torch_version']}, oneDNN {c['onednn_version']}, MKL {c['mkl_version']}")
+    print(f"params {r.params_m:.2f} M   GFLOPs/clip {_fmt(r.gflops_per_clip, '.2f')} (multiply-adds, the papers' FLOPs)")
+    print(f"{'':18}{'latency':>12}{'clips/s':>10}{'peak mem':>12}{'GFLOP/s':>10}{'of peak':>9}")
+    pct = lambda v: None if v is None else 100 * v  # noqa: E731
     print(f"{'forward':18}{_fmt(r.forward_ms, '.1f', ' ms'):>12}{_fmt(r.forward_clips_per_s, '.1f'):>10}"
-          f"{_fmt(r.forward_peak_mem_mb, '.0f', ' MB'):>12}{_fmt(fwd_mfu, '.1f', '%'):>8}")
+          f"{_fmt(r.forward_peak_mem_mb, '.0f', ' MB'):>12}{_fmt(r.forward_gflop_per_s, '.1f'):>10}"
+          f"{_fmt(pct(r.forward_mfu), '.1f', '%'):>9}")
     if r.backward_ms is not None:
         print(f"{'forward+backward':18}{_fmt(r.backward_ms, '.1f', ' ms'):>12}{_fmt(r.backward_clips_per_s, '.1f'):>10}"
-              f"{_fmt(r.backward_peak_mem_mb, '.0f', ' MB'):>12}"
-              f"{_fmt(None if r.backward_mfu is None else 100 * r.backward_mfu, '.1f', '%'):>8}")
-    print(f"peak memory: {r.memory_method}" + (f"; MFU against {r.peak_tflops:.0f} TFLOP/s" if r.peak_tflops else ""))
+              f"{_fmt(r.backward_peak_mem_mb, '.0f', ' MB'):>12}{_fmt(r.backward_gflop_per_s, '.1f'):>10}"
+              f"{_fmt(pct(r.backward_mfu), '.1f', '%'):>9}")
+    print("GFLOP/s: 2 FLOP per multiply-add (x3 for forward+backward) / latency")
+    print(f"peak memory: {r.memory_method}" + (f"; peak {r.peak_tflops * 1e3:.0f} GFLOP/s: {r.peak_basis}"
+                                              if r.peak_tflops else ""))
     for n in r.notes:
         print(f"note: {n}")
 
@@ -355,14 +404,15 @@ def _train_memory(args: argparse.Namespace, overrides: dict) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="latency, clips/s, peak memory (and MFU on GPUs) of a model",
+    p = sub.add_parser("bench", help="latency, clips/s, peak memory and utilisation (GFLOP/s, %% of peak) of a model",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="registered model name")
     p.add_argument("--frames", type=int, default=None, help="clip length (default: the card's)")
     p.add_argument("--size", type=int, default=None, help="crop size (default: the card's)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16", "int8"),
+                   help="bf16/fp16: autocast; int8: dynamic quantisation of the linear layers (CPU, forward only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=int, default=10)

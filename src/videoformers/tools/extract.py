@@ -3,6 +3,7 @@
     videoformers extract PATH... --model NAME[.tag] [--checkpoint FILE] --out DIR [--num-frames 16]
                          [--frame-interval 4] [--stride N | --stride-sec S] [--fps F] [--short-side S]
                          [--crop S] [--layer K --pool mean|max] [--batch-size 8] [--workers 2]
+                         [--dtype fp32|bf16|fp16|int8]
 
 What temporal-localisation pipelines (ActionFormer / TriDet style) read: ``DIR/<stem>.npy``, float32
 ``(num_windows, D)`` with ``D`` the model's ``num_features`` (the pre-logits embedding of the model
@@ -31,11 +32,15 @@ Resumable and parallel: a video whose ``.npy`` and ``.json`` exist is skipped (b
 atomically, the JSON last); under ``torchrun`` (``RANK``/``WORLD_SIZE``) each rank takes every
 ``WORLD_SIZE``-th video. A video that cannot be decoded is reported (stderr, ``<stem>.error.json``,
 ``index.csv``) and the others go on; the exit status is then 1.
+
+``--dtype`` (:mod:`videoformers.ops.precision`): ``bf16``/``fp16`` autocast with fp32 weights, ``int8``
+dynamic quantisation of the linear layers (CPU); features are written as float32 in every case.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import bisect
 import csv
 import json
@@ -282,7 +287,7 @@ def extract_files(
     num_workers: int = 0,
     chunk: int = 64,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype | None = None,
+    dtype: "str | torch.dtype | None" = None,
     decoder: str = "auto",
     rank: int | None = None,
     world_size: int | None = None,
@@ -290,7 +295,9 @@ def extract_files(
     progress: bool = True,
 ) -> dict:
     """Features of every video in ``paths`` into ``out_dir`` (see the module docstring). Returns counts:
-    ``{"done", "skipped", "errors", "windows", "seconds"}``."""
+    ``{"done", "skipped", "errors", "windows", "seconds"}``. ``dtype`` (``fp32|bf16|fp16|int8``,
+    :mod:`videoformers.ops.precision`): bf16/fp16 autocast, int8 dynamic quantisation of the linear layers
+    (an ``nn.Module`` on CPU); ``None`` feeds the model its own parameter dtype without autocast."""
     from videoformers.tools.predict import find_videos
 
     if stride is not None and stride_sec is not None:
@@ -312,11 +319,22 @@ def extract_files(
     todo = [f for f in mine if not _done(out, _stem(f))]
     counts = {"done": 0, "skipped": len(mine) - len(todo), "errors": 0, "windows": 0, "seconds": 0.0}
     device = torch.device(device)
-    if isinstance(model, nn.Module):
+    autocast = contextlib.nullcontext()
+    if dtype is not None:
+        from videoformers.ops.precision import autocast_for, parse_precision, prepare_for_inference
+
+        prec = parse_precision(dtype)
+        if isinstance(model, nn.Module):
+            example = torch.randn(1, 3, st.num_frames, st.crop, st.crop) if prec == "int8" else None
+            model = prepare_for_inference(model, prec, device, example=example)
+        elif prec == "int8":
+            raise ValueError("dtype int8 quantises an nn.Module's linear layers; got a plain callable")
+        autocast, in_dtype = autocast_for(device, prec), torch.float32
+    elif isinstance(model, nn.Module):
         model = model.eval().to(device)
-        in_dtype = dtype or next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+        in_dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     else:
-        in_dtype = dtype or torch.float32
+        in_dtype = torch.float32
     embed = window_embedder(model, layer, pool)
     settings = {k: v for k, v in asdict(st).items() if k not in ("batch_size", "chunk", "decoder")}
     settings.update(layer=layer, pool=pool if layer is not None else None)
@@ -330,7 +348,7 @@ def extract_files(
         if item["kind"] == "meta":
             state[path] = {"meta": item, "feats": {}}
         elif item["kind"] == "batch":
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 y = embed(item["clips"].to(device=device, dtype=in_dtype))
             if not isinstance(y, torch.Tensor) or y.dim() != 2:
                 raise ValueError(f"the model must map (B, C, T, H, W) to (B, D); got {getattr(y, 'shape', type(y))}")
@@ -416,8 +434,9 @@ def run(args: argparse.Namespace) -> int:
 
     model = model_from_args(args, allow_random=True, **({"img_size": args.crop} if args.crop is not None else {}))
     pre = preprocess_for(model, frame_interval=args.frame_interval, short_side=args.short_side)
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
-    model = model.to(dtype=dtype)
+    from videoformers.ops.precision import parse_precision
+
+    dtype = parse_precision(args.dtype)  # the model is prepared (and int8-quantised) by extract_files
     info = {"name": getattr(model, "model_name", None), "tag": getattr(model, "pretrained_tag", None),
             "checkpoint": args.checkpoint, "num_features": getattr(model, "num_features", None)}
     counts = extract_files(
@@ -453,7 +472,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="decoding processes (each takes whole videos)")
     p.add_argument("--chunk", type=int, default=64, help="frames read at a time (bounds memory)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16", "int8", "float32", "bfloat16", "float16"),
+                   help="inference precision: bf16/fp16 autocast, int8 dynamic quantisation of the linear layers "
+                        "(CPU); float32/bfloat16/float16 are the older spellings")
     p.add_argument("--decoder", default="auto", choices=("auto", "pyav", "opencv", "torchcodec"))
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
     p.set_defaults(func=run)

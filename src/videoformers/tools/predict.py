@@ -1,7 +1,7 @@
 """``videoformers predict``: class predictions for video files and folders.
 
     videoformers predict PATH... --model NAME --checkpoint FILE [--labels NAME|FILE] [--topk 5]
-                         [--views 4x3] [--json] [--batch-size 8] [--device cpu]
+                         [--views 4x3] [--json] [--batch-size 8] [--device cpu] [--dtype fp32|bf16|fp16|int8]
 
 Each video is decoded and sampled the way the model was evaluated in its paper (the model card's
 frames, crop size and normalisation; the family's test sampling: dense clips for UniFormer, ViViT
@@ -21,11 +21,15 @@ of ``{"path": ..., "top": [{"label": ..., "index": ..., "prob": ...}, ...]}`` (o
 frame 0, a tail window at the end), each classified on its own. For every video it writes
 ``<stem>.timeline.json`` (the windows with their times and top-k classes) and ``<stem>.timeline.png``
 (the probabilities of the top classes over time) into ``--timeline-out`` (default ``timeline``).
+
+``--dtype`` (:mod:`videoformers.ops.precision`): ``bf16``/``fp16`` autocast, ``int8`` dynamic quantisation of
+the linear layers (CPU); the speed and agreement with fp32 per CPU are in docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -260,7 +264,7 @@ def predict_files(
     preprocess: Preprocess | None = None,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype | None = None,
+    dtype: "str | torch.dtype | None" = None,
     num_workers: int = 0,
     decoder: str = "auto",
     progress: bool = True,
@@ -273,7 +277,8 @@ def predict_files(
     (``"4x3"``) sets clips x crops, else the views the checkpoint records. Views are combined as ``eval``
     does (:func:`videoformers.engine.evaluator.average_views`): ``average="logits"`` (default, the authors'
     test code) is the softmax of the mean logits, ``"probs"`` the mean of the softmax. ``batch_size``
-    counts views.
+    counts views. ``dtype`` (``fp32|bf16|fp16|int8``, see :mod:`videoformers.ops.precision`): the inference
+    precision; ``None`` feeds the model its own parameter dtype without autocast.
     """
     from tqdm import tqdm
 
@@ -291,8 +296,7 @@ def predict_files(
     names = resolve_labels(model, labels)
     files = find_videos(paths)
     device = torch.device(device)
-    model = model.eval().to(device)
-    in_dtype = dtype or next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    model, in_dtype, autocast = _prepare(model, dtype, device, pre)
 
     results: list[dict | None] = [None] * len(files)
     loader = torch.utils.data.DataLoader(_VideoViews(files, pre, decoder), batch_size=1, shuffle=False,
@@ -303,7 +307,8 @@ def predict_files(
         if not pending:
             return
         x = torch.cat([v for _, v in pending], 0).to(device=device, dtype=in_dtype, non_blocking=True)
-        out = model(x)
+        with autocast:
+            out = model(x)
         if not isinstance(out, torch.Tensor):
             raise ValueError("predict supports single-head classifiers (the model returned "
                              f"{type(out).__name__})")
@@ -333,6 +338,21 @@ def predict_files(
     return [r for r in results if r is not None]
 
 
+def _prepare(model: nn.Module, dtype, device: torch.device, pre: Preprocess):
+    """(model ready for inference, input dtype, autocast context) for ``dtype`` (``None``: legacy, the
+    parameters' dtype and no autocast)."""
+    if dtype is None:
+        model = model.eval().to(device)
+        return model, next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32), \
+            contextlib.nullcontext()
+    from videoformers.ops.precision import autocast_for, parse_precision, prepare_for_inference
+
+    prec = parse_precision(dtype)
+    example = torch.randn(1, 3, pre.num_frames, pre.img_size, pre.img_size) if prec == "int8" else None
+    model = prepare_for_inference(model, prec, device, example=example)
+    return model, torch.float32, autocast_for(device, prec)
+
+
 def predict_timeline(
     paths: Iterable[str | os.PathLike],
     model: nn.Module,
@@ -346,6 +366,7 @@ def predict_timeline(
     fps: float | None = None,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
+    dtype: "str | torch.dtype | None" = None,
     num_workers: int = 0,
     decoder: str = "auto",
     plot: bool = True,
@@ -367,11 +388,11 @@ def predict_timeline(
     pre = preprocess or preprocess_for(model)
     names = resolve_labels(model, labels)
     device = torch.device(device)
-    model = model.eval().to(device)
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    model, in_dtype, autocast = _prepare(model, dtype, device, pre)
 
     def probs(x: torch.Tensor) -> torch.Tensor:
-        out = model(x.to(dtype))
+        with autocast:
+            out = model(x.to(in_dtype))
         if not isinstance(out, torch.Tensor):
             raise ValueError("--timeline supports single-head classifiers")
         return out.float().softmax(-1)
@@ -456,7 +477,8 @@ def run(args: argparse.Namespace) -> int:
         results = predict_timeline(
             args.paths, model, args.timeline_out, labels=args.labels, topk=args.topk, preprocess=pre,
             stride=args.stride, stride_sec=args.stride_sec, fps=args.fps, batch_size=args.batch_size,
-            device=args.device, num_workers=args.workers, decoder=args.decoder, progress=not args.no_progress)
+            device=args.device, dtype=args.dtype, num_workers=args.workers, decoder=args.decoder,
+            progress=not args.no_progress)
         if args.json:
             print(json.dumps(results, indent=2, ensure_ascii=False))
         for r in results:
@@ -471,8 +493,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("predict: --stride/--stride-sec/--fps set the windows of --timeline")
     results = predict_files(
         args.paths, model, labels=args.labels, topk=args.topk, preprocess=pre,
-        batch_size=args.batch_size, device=args.device, num_workers=args.workers, decoder=args.decoder,
-        progress=not args.no_progress, average=args.average,
+        batch_size=args.batch_size, device=args.device, dtype=args.dtype, num_workers=args.workers,
+        decoder=args.decoder, progress=not args.no_progress, average=args.average,
     )
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
@@ -501,6 +523,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16", "int8"),
+                   help="inference precision: bf16/fp16 autocast, int8 dynamic quantisation of the linear layers "
+                        "(CPU); see docs/performance.md for speed and agreement per CPU")
     p.add_argument("--workers", type=int, default=0, help="decoding processes (DataLoader workers)")
     p.add_argument("--decoder", default="auto", choices=("auto", "pyav", "opencv", "torchcodec"))
     p.add_argument("--sampling", default=None, choices=("dense", "uniform", "sparse"),
