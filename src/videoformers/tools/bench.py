@@ -346,10 +346,12 @@ def print_result(r: BenchResult) -> None:
     print(f"{r.model}  input {list(r.input_shape)}  {r.device} ({r.device_name})  {r.dtype}"
           f"{'  compiled' if r.compiled else ''}{f'  sdpa={r.sdpa}' if r.sdpa else ''}")
     if r.cpu:
-        c, f = r.cpu, r.cpu["flags"]
-        isa = ", ".join(k for k in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f.get(k))
-        print(f"cpu: {c['vendor']} {c['model_name']}, {c['physical_cores']} cores, {c['torch_threads']} thread(s), "
-              f"ISA {isa or c['isa']}; torch {c['torch_version']}, oneDNN {c['onednn_version']}, MKL {c['mkl_version']}")
+        from videoformers.ops.onednn import linear_backend
+        from videoformers.tools.hardware import cpu_summary
+
+        lb = linear_backend()
+        how = f"measured x{lb['speedup']:.2f} over F.linear" if "speedup" in lb else lb["how"]
+        print(f"cpu: {cpu_summary(r.cpu)}; fp32 linear layers: {'oneDNN' if lb['onednn'] else 'F.linear'} ({how})")
     print(f"params {r.params_m:.2f} M   GFLOPs/clip {_fmt(r.gflops_per_clip, '.2f')} (multiply-adds, the papers' FLOPs)")
     print(f"{'':18}{'latency':>12}{'clips/s':>10}{'peak mem':>12}{'GFLOP/s':>10}{'of peak':>9}")
     pct = lambda v: None if v is None else 100 * v  # noqa: E731

@@ -44,7 +44,7 @@ import subprocess
 
 import torch
 
-__all__ = ["cpu_info", "cpu_peak_gflops", "flops_per_cycle", "ISA_FLAGS"]
+__all__ = ["cpu_info", "cpu_peak_gflops", "flops_per_cycle", "ISA_FLAGS", "cpu_summary"]
 
 # The flags that decide the CPU GEMM speed of fp32 / bf16 / fp16 / int8 (names as /proc/cpuinfo spells them).
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16",
@@ -257,3 +257,13 @@ def cpu_peak_gflops(dtype: str | torch.dtype = "fp32", threads: int | None = Non
     if cores:
         n = min(n, int(cores))
     return n * float(ghz) * per_cycle
+
+
+def cpu_summary(info: dict | None = None) -> str:
+    """One line naming the CPU, its ISA and the library versions: what every benchmark prints first."""
+    c = info or cpu_info()
+    f = c.get("flags") or {}
+    isa = ", ".join(k for k in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f.get(k))
+    return (f"{c.get('vendor')} {c.get('model_name')}, {c.get('physical_cores')} cores, {c.get('torch_threads')} "
+            f"thread(s), ISA {isa or c.get('isa')}; torch {c.get('torch_version')}, oneDNN {c.get('onednn_version')}, "
+            f"MKL {c.get('mkl_version')}")
