@@ -116,6 +116,16 @@ def test_torchvision_mask_rcnn_params(name, paper_m):
     with torch.no_grad():
         (det,) = tiny([torch.rand(3, 64, 90)])
     assert {"boxes", "labels", "scores", "masks"} <= set(det)
+    # a training step: every loss of the detector reaches the backbone's weights
+    tiny.train()
+    masks = torch.zeros(1, 64, 90, dtype=torch.uint8)
+    masks[0, 10:50, 5:60] = 1
+    losses = tiny([torch.rand(3, 64, 90)], [{"boxes": torch.tensor([[5.0, 10.0, 60.0, 50.0]]),
+                                             "labels": torch.tensor([1]), "masks": masks}])
+    assert {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"} <= set(losses)
+    sum(losses.values()).backward()
+    grads = [p.grad for n, p in tiny.backbone.body.named_parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads)
 
 
 def test_checkpoints_and_mmdet_export():
