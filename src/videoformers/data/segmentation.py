@@ -435,3 +435,23 @@ def make_shapes_dataset(out_dir: str | os.PathLike, n_train: int = 200, n_val: i
     names = [f"{_SHAPES[k % len(_SHAPES)]}_{k}" for k in range(num_classes)]
     (out / "classes.txt").write_text("\n".join(names) + "\n")
     return out
+
+
+def _main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m videoformers.data.segmentation",
+                                 description="Write a generated ADE20K-layout data set of shapes (make_shapes_dataset).")
+    ap.add_argument("out_dir")
+    ap.add_argument("--train", type=int, default=200, help="training images")
+    ap.add_argument("--val", type=int, default=40, help="validation images")
+    ap.add_argument("--size", type=int, default=64, help="image side in pixels")
+    ap.add_argument("--classes", type=int, default=6, help="shape classes (label 0 is the background, 'other')")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    root = make_shapes_dataset(a.out_dir, a.train, a.val, a.size, a.classes, seed=a.seed)
+    print(f"wrote {root}: images/{{training,validation}}, annotations/{{training,validation}}")
+
+
+if __name__ == "__main__":
+    _main()
