@@ -308,3 +308,22 @@ def test_training_from_shards_reaches_the_accuracy_of_the_list(tmp_path):
     assert rows["list"]["num_samples"] == rows["shards"]["num_samples"] == 96
     assert rows["list"]["top1"] >= 90 and rows["shards"]["top1"] >= 90, rows
     assert abs(rows["list"]["top1"] - rows["shards"]["top1"]) <= 5, rows
+
+
+def test_fsspec_shards(prepared):
+    """Any fsspec protocol (s3://, gs://, ... where their packages are installed) goes through the same
+    `fsspec.open` path; fsspec's in-memory filesystem stands in for object storage here (no network)."""
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    for name in os.listdir(prepared["out"]):
+        if name.endswith((".tar", ".json")):
+            with open(os.path.join(prepared["out"], name), "rb") as f:
+                fs.pipe(f"/bucket/{name}", f.read())
+    n = len(prepared["train"]["shards"])
+    cfg = _cfg(prepared, train_shards=f"memory://bucket/train-{{000000..{n - 1:06d}}}.tar",
+               val_shards="memory://bucket/val.json")
+    tr = build_dataset(cfg, "train")
+    assert len(tr) == N_TRAIN and tr.classes == prepared["train"]["classes"]
+    assert sorted(_indices(tr, num_workers=0)) == list(range(N_TRAIN))
+    va = build_dataset(cfg, "val")
+    assert _indices(va, num_workers=0) == list(range(N_VAL))

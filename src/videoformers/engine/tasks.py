@@ -50,6 +50,8 @@ class Task:
     primary_metric = "top1"
     #: what one sample is called in log lines ("videos", "images", "persons")
     sample_unit = "videos"
+    #: what the training throughput counts (a video gives several clips under repeated augmentation)
+    rate_unit = "clips"
     #: metrics copied from a validation into the ``log.jsonl`` "val" record
     logged_metrics: tuple[str, ...] = ("top1", "top5", "mean_class_acc", "loss")
 

@@ -92,6 +92,7 @@ class PoseTask(Task):
     name = "pose"
     primary_metric = "AP"
     sample_unit = "persons"
+    rate_unit = "persons"
     logged_metrics = ("AP", "AP50", "AP75", "AR", "loss")
 
     def build_datasets(self, cfg, splits=("train", "val")):

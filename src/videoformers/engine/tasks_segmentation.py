@@ -168,6 +168,7 @@ class SegmentationTask(Task):
     name = "segmentation"
     primary_metric = "mIoU"
     sample_unit = "images"
+    rate_unit = "images"
     logged_metrics = ("mIoU", "aAcc", "mAcc")
 
     def build_datasets(self, cfg, splits=("train", "val")):

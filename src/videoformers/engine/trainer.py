@@ -750,7 +750,7 @@ class Trainer:
                 if self._plain_log:  # no live bar (a log file, SLURM, nohup): a plain line instead
                     remaining = (self.total_steps - self.global_step) * accum * t.batch_size * self.dist.world_size
                     self.log(f"epoch {epoch + 1}/{t.epochs}  step {self.global_step}/{self.total_steps}  "
-                             f"loss {rec['loss']:.4f} (avg {rec['loss_avg']:.4f})  lr {lr:.3g}  {rate:.1f} clips/s  "
+                             f"loss {rec['loss']:.4f} (avg {rec['loss_avg']:.4f})  lr {lr:.3g}  {rate:.1f} {self.task.rate_unit}/s  "
                              f"data wait {100 * rec['data_wait']:.0f}%  ETA {_fmt_time(remaining / max(rate, 1e-9))}"
                              + (f"  skipped {self.samples_skipped}" if self.samples_skipped else ""))
                 self._check_broken()
@@ -816,7 +816,7 @@ class Trainer:
                 epoch = self.epoch
                 et = self.epoch_train
                 msg = (f"epoch {epoch + 1}/{t.epochs}  loss {et['loss']:.4f}  "
-                       f"{et['clips_per_s']:.1f} clips/s  {et['seconds']:.1f}s  data wait {100 * et['data_wait']:.0f}%"
+                       f"{et['clips_per_s']:.1f} {self.task.rate_unit}/s  {et['seconds']:.1f}s  data wait {100 * et['data_wait']:.0f}%"
                        + (f"  skipped {et['skipped']} broken sample(s)" if et["skipped"] else "")
                        + (f" from {len(et['bad_files'])} file(s): " + ", ".join(Path(f).name for f in et["bad_files"][:3])
                           + (" ..." if len(et["bad_files"]) > 3 else "") if et["bad_files"] else "")
