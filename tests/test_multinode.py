@@ -44,22 +44,27 @@ def _agents(out: Path, nnodes: int, extra=(), script_args=()) -> list[subprocess
     return [(p.wait(timeout=300), p.stdout.read()) for p in procs]
 
 
+def _failed(runs) -> str:
+    """The tail of each failed agent's output (pytest would cut the tuple's repr after a few lines)."""
+    return "\n".join(f"--- agent exit {rc}:\n{text[-4000:]}" for rc, text in runs if rc != 0)
+
+
 def _weights(out: Path) -> dict:
     return torch.load(out / "checkpoint_last.pth", weights_only=True)
 
 
 def test_two_agents_equal_one_agent_and_a_killed_worker_restarts_from_its_checkpoint(tmp_path):
     one = _agents(tmp_path / "one", 1)
-    assert all(rc == 0 for rc, _ in one), one
+    assert all(rc == 0 for rc, _ in one), _failed(one)
     two = _agents(tmp_path / "two", 2)
-    assert all(rc == 0 for rc, _ in two), two
+    assert all(rc == 0 for rc, _ in two), _failed(two)
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert a["global_step"] == b["global_step"] == 18 and a["world_size"] == b["world_size"] == 2
     for k, v in a["model"].items():
         torch.testing.assert_close(b["model"][k], v, rtol=0, atol=1e-6, msg=k)
     # a worker dies (SIGKILL) after step 7; torchrun restarts both nodes' workers; they resume from step 6
     crashed = _agents(tmp_path / "crash", 2, extra=("--max-restarts=1",), script_args=("--crash-at", "7"))
-    assert all(rc == 0 for rc, _ in crashed), crashed
+    assert all(rc == 0 for rc, _ in crashed), _failed(crashed)
     text = "".join(t for _, t in crashed)
     assert "elastic restart 1: resuming" in text and "resumed from" in text
     c = _weights(tmp_path / "crash")
