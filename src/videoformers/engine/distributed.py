@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import math
 import os
+import signal
 import socket
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -76,7 +77,17 @@ def init_distributed(device: str = "auto") -> DistInfo:
         info.backend = "nccl" if dev.type == "cuda" else "gloo"
         if not dist.is_initialized():
             kwargs = {"device_id": dev} if dev.type == "cuda" else {}
-            dist.init_process_group(info.backend, rank=rank, world_size=world_size, **kwargs)
+            # The group's threads (gloo's workers and I/O, the store's client) start with SIGTERM/SIGINT blocked,
+            # so a stop signal to the process (scancel, preemption, Ctrl-C) lands on the main thread, where the
+            # trainer saves and stops. Delivered to a gloo thread it interrupted a socket call there and aborted
+            # the rank ("terminate called without an active exception"), about 1 run in 20 of the signal test.
+            stop = {signal.SIGTERM, signal.SIGINT}
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, stop) if hasattr(signal, "pthread_sigmask") else None
+            try:
+                dist.init_process_group(info.backend, rank=rank, world_size=world_size, **kwargs)
+            finally:
+                if old is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old)
             info.initialised_here = True
             # The group lives until the process exits: a second engine call in the same process
             # (train, then eval) reuses it -- re-creating a group on torchrun's port can hang.
