@@ -43,6 +43,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from linear_backends import _time as best_time  # noqa: E402  (same folder)
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import videoformers as vf  # noqa: E402
@@ -134,12 +137,7 @@ def gemm_ceiling(threads: int, shape=(1576, 768, 3072), iters: int = 5) -> dict:
     for dt in DTYPES:
         fn = (lambda: q(x)) if dt == "int8" else (lambda: lin(x))
         with torch.inference_mode(), autocast_for("cpu", dt):
-            fn()
-            best = float("inf")
-            for _ in range(iters):
-                t = time.perf_counter()
-                fn()
-                best = min(best, time.perf_counter() - t)
+            best = best_time(fn, iters)  # one warm-up call, then the best of iters
         out[dt] = 2 * m * k * n / best / 1e9
     return out
 
